@@ -1,0 +1,3 @@
+from aupd.cli import main
+
+main()

@@ -1,0 +1,317 @@
+"""The SQLite store: schema migrations, and a batched writer that runs off the event loop.
+
+The proxy and the gateway never touch SQLite themselves. They hand rows to an
+``EventWriter``, which appends to in-memory buffers (cheap, no locks on the hot path) and
+a background thread flushes them in one transaction per second. If the database is
+locked, read-only or the disk is full, traffic keeps flowing: rows are kept for a retry up
+to a bound, then dropped, and every dropped row is counted, logged and recorded in
+``store_health`` once the store is writable again.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from aupd import log
+
+logger = log.get("aupd.store")
+
+Migration = Callable[[sqlite_utils.Database], None]
+
+
+def _web_events(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """CREATE TABLE web_blocks (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,          -- ISO 8601 UTC
+            user TEXT NOT NULL,        -- user name, or '-' when unknown
+            client TEXT NOT NULL,      -- client address
+            host TEXT NOT NULL,
+            url TEXT NOT NULL,         -- scheme://host/path; the query string is never stored
+            category TEXT NOT NULL,
+            source TEXT,               -- which list
+            matched TEXT,              -- which entry of it
+            rule TEXT NOT NULL         -- which policy rule decided
+        )"""
+    )
+    db.execute("CREATE INDEX web_blocks_at ON web_blocks(at)")
+    db.execute("CREATE INDEX web_blocks_user ON web_blocks(user, at)")
+    db.execute(
+        """CREATE TABLE web_hourly (
+            hour TEXT NOT NULL,        -- ISO 8601 UTC hour, e.g. 2026-11-23T09
+            user TEXT NOT NULL,
+            host TEXT NOT NULL,
+            requests INTEGER NOT NULL DEFAULT 0,
+            bytes INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (hour, user, host)
+        ) WITHOUT ROWID"""
+    )
+    db.execute("CREATE INDEX web_hourly_user ON web_hourly(user, hour)")
+    db.execute(
+        """CREATE TABLE store_health (
+            at TEXT NOT NULL,
+            component TEXT NOT NULL,
+            dropped INTEGER NOT NULL,
+            reason TEXT NOT NULL
+        )"""
+    )
+
+
+# Append-only: a migration, once released, is never edited; add a new one instead.
+MIGRATIONS: tuple[tuple[str, Migration], ...] = (("0001_web_events", _web_events),)
+
+# Roll-up tables: name -> (key columns, counter columns).
+ROLLUPS: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "web_hourly": (("hour", "user", "host"), ("requests", "bytes")),
+}
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def connect(path: Path, busy_timeout: float = 5.0) -> sqlite_utils.Database:
+    """Open (creating if needed) the store in WAL mode with every migration applied."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=busy_timeout, check_same_thread=False)
+    db = sqlite_utils.Database(conn)
+    if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        db.enable_wal()
+    db.execute("PRAGMA synchronous = NORMAL")
+    migrate(db)
+    return db
+
+
+def migrate(db: sqlite_utils.Database) -> list[str]:
+    """Apply pending migrations in order, each in its own transaction. Returns their names."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+    )
+    done = {row[0] for row in db.execute("SELECT name FROM _migrations").fetchall()}
+    applied = []
+    for name, step in MIGRATIONS:
+        if name in done:
+            continue
+        with db.conn:
+            step(db)
+            db.execute(
+                "INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", [name, iso(utc_now())]
+            )
+        applied.append(name)
+    return applied
+
+
+@dataclass
+class WriterStats:
+    written: int = 0
+    dropped: int = 0
+    failures: int = 0
+
+
+class EventWriter:
+    """Buffers rows and roll-up increments; a daemon thread writes them in batches.
+
+    ``insert`` and ``add`` are safe to call from an event loop: they only append to a
+    deque or bump a dict entry (atomic under the GIL) and never wait for the database.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        component: str,
+        *,
+        flush_interval: float = 1.0,
+        max_pending: int = 200_000,
+        busy_timeout: float = 5.0,
+    ) -> None:
+        self.path = path
+        self.component = component
+        self.flush_interval = flush_interval
+        self.max_pending = max_pending
+        self.busy_timeout = busy_timeout
+        self.stats = WriterStats()
+        self._rows: deque[tuple[str, dict[str, Any]]] = deque()
+        self._rollups: dict[tuple[str, tuple[Any, ...]], list[int]] = {}
+        self._unrecorded_drops = 0
+        self._last_error = ""
+        self._stop = threading.Event()
+        self._flushed = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._db: sqlite_utils.Database | None = None
+
+    # -- hot path ---------------------------------------------------------------------
+
+    def insert(self, table: str, row: dict[str, Any]) -> None:
+        if len(self._rows) >= self.max_pending:
+            self._drop(1, "buffer full")
+            return
+        self._rows.append((table, row))
+
+    def add(self, table: str, key: tuple[Any, ...], *counts: int) -> None:
+        """Add ``counts`` to the roll-up row ``key`` of ``table`` (see ROLLUPS)."""
+        slot = self._rollups.get((table, key))
+        if slot is None:
+            if len(self._rollups) >= self.max_pending:
+                self._drop(1, "buffer full")
+                return
+            self._rollups[(table, key)] = list(counts)
+        else:
+            for i, n in enumerate(counts):
+                slot[i] += n
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> EventWriter:
+        self._thread = threading.Thread(
+            target=self._run, name=f"{self.component}-store", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+        self.flush()
+        if self._db is not None:
+            self._db.conn.close()
+            self._db = None
+
+    def flush(self) -> None:
+        """Write everything buffered now (the thread also calls this every interval)."""
+        rows = self._take_rows()
+        rollups, self._rollups = self._rollups, {}
+        if not rows and not rollups and not self._unrecorded_drops:
+            return
+        try:
+            db = self._connect()
+            with db.conn:
+                self._write(db, rows, rollups)
+        except (sqlite3.Error, OSError) as e:
+            self._retry_later(rows, rollups, e)
+            return
+        self.stats.written += len(rows) + len(rollups)
+        if self._last_error:
+            logger.info("store writable again", component=self.component)
+            self._last_error = ""
+        with self._flushed:
+            self._flushed.notify_all()
+
+    def wait_flushed(self, timeout: float = 10.0) -> bool:
+        """Block (tests, shutdown) until the next successful flush."""
+        with self._flushed:
+            return self._flushed.wait(timeout)
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.flush_interval):
+            self.flush()
+
+    def _connect(self) -> sqlite_utils.Database:
+        if self._db is None:
+            self._db = connect(self.path, self.busy_timeout)
+        return self._db
+
+    def _take_rows(self) -> list[tuple[str, dict[str, Any]]]:
+        rows = []
+        while self._rows:
+            rows.append(self._rows.popleft())
+        return rows
+
+    def _write(
+        self,
+        db: sqlite_utils.Database,
+        rows: Iterable[tuple[str, dict[str, Any]]],
+        rollups: Mapping[tuple[str, tuple[Any, ...]], list[int]],
+    ) -> None:
+        by_table: dict[str, list[dict[str, Any]]] = {}
+        for table, row in rows:
+            by_table.setdefault(table, []).append(row)
+        # Table and column names come from this code base, never from traffic (S608).
+        for table, table_rows in by_table.items():
+            columns = list(table_rows[0])
+            sql = (
+                f"INSERT INTO [{table}] ({', '.join(f'[{c}]' for c in columns)}) "
+                f"VALUES ({', '.join('?' for _ in columns)})"
+            )
+            db.conn.executemany(sql, [[r.get(c) for c in columns] for r in table_rows])
+        for table in {t for t, _ in rollups}:
+            keys, counters = ROLLUPS[table]
+            cols = [*keys, *counters]
+            marks = ", ".join("?" for _ in cols)
+            sql = (
+                f"INSERT INTO [{table}] ({', '.join(cols)}) VALUES ({marks}) "
+                f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET "
+                + ", ".join(f"{c} = {c} + excluded.{c}" for c in counters)
+            )
+            db.conn.executemany(
+                sql, [[*key, *counts] for (t, key), counts in rollups.items() if t == table]
+            )
+        if self._unrecorded_drops:
+            db.conn.execute(
+                "INSERT INTO store_health (at, component, dropped, reason) VALUES (?, ?, ?, ?)",
+                [iso(utc_now()), self.component, self._unrecorded_drops, self._last_error or "-"],
+            )
+            self._unrecorded_drops = 0
+
+    def _retry_later(
+        self,
+        rows: list[tuple[str, dict[str, Any]]],
+        rollups: dict[tuple[str, tuple[Any, ...]], list[int]],
+        error: BaseException,
+    ) -> None:
+        self.stats.failures += 1
+        reason = f"{type(error).__name__}: {error}"
+        if reason != self._last_error:
+            logger.warning(
+                "store unavailable; keeping events for retry",
+                reason=reason,
+                component=self.component,
+            )
+            self._last_error = reason
+        if self._db is not None:
+            # A broken connection (file deleted, disk error) is reopened on the next try.
+            try:
+                self._db.conn.close()
+            finally:
+                self._db = None
+        room = self.max_pending - len(self._rows)
+        keep, lost = rows[-room:] if room > 0 else [], max(0, len(rows) - max(room, 0))
+        self._rows.extendleft(reversed(keep))
+        for slot_key, counts in rollups.items():
+            slot = self._rollups.setdefault(slot_key, [0] * len(counts))
+            for i, n in enumerate(counts):
+                slot[i] += n
+        if lost:
+            self._drop(lost, reason)
+
+    def _drop(self, count: int, reason: str) -> None:
+        first = self.stats.dropped == 0
+        self.stats.dropped += count
+        self._unrecorded_drops += count
+        if first or self.stats.dropped % 10_000 < count:
+            logger.error(
+                "store events dropped",
+                dropped_total=self.stats.dropped,
+                reason=reason,
+                component=self.component,
+            )
+
+
+def now_hour(when: datetime | None = None) -> str:
+    return (when or utc_now()).astimezone(UTC).strftime("%Y-%m-%dT%H")
