@@ -1,0 +1,108 @@
+"""``aupd proxy`` and ``aupd check-url``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from datetime import datetime
+
+import click
+
+from aupd import log
+from aupd.cli import App, fail, pass_app
+from aupd.config import Config
+
+
+async def run_proxy(config: Config) -> None:
+    """Run mitmproxy with the aupd addons until SIGINT/SIGTERM."""
+    from mitmproxy.exceptions import OptionsError
+    from mitmproxy.options import Options
+    from mitmproxy.tools.dump import DumpMaster
+
+    from aupd.init import ensure_ca
+    from proxy.enforce import make_addons
+
+    ensure_ca(config.proxy.confdir, config.organisation.name)
+    options = Options()
+    master = DumpMaster(options, with_termlog=True, with_dumper=False)
+    master.addons.add(*make_addons(config))
+    # Setting options after the addons are in triggers every addon's configure(), ours too.
+    try:
+        options.update(
+            listen_host=config.proxy.listen.host,
+            listen_port=config.proxy.listen.port,
+            mode=[config.proxy.mode],
+            confdir=str(config.proxy.confdir),
+            termlog_verbosity="warn",
+            connection_strategy="lazy",
+            proxyauth=config.proxy.proxyauth or None,
+        )
+    except OptionsError as e:
+        fail(str(e), code=2)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, master.shutdown)
+    await master.run()
+
+
+@click.command("proxy")
+@pass_app
+def proxy_command(app: App) -> None:
+    """Run the web filter (mitmproxy with the aupd addons) in the foreground."""
+    config = app.config
+    log.configure()
+    asyncio.run(run_proxy(config))
+
+
+@click.command("check-url")
+@click.argument("url")
+@click.option("--user", "user_name", help="Decide as this user (default: an unknown user).")
+@click.option("--at", "at", help="Decide at this time (ISO 8601, local time if no offset).")
+@click.option("--json", "as_json", is_flag=True, help="Print the decision as JSON.")
+@pass_app
+def check_url_command(
+    app: App, url: str, user_name: str | None, at: str | None, as_json: bool
+) -> None:
+    """Show the full policy decision for URL, and why (list, entry, rule, time window)."""
+    from blocklists.hosts import split_url
+    from blocklists.index import IndexStore
+    from proxy.identity import UNKNOWN, Identity
+    from proxy.policy import Policy
+
+    config = app.config
+    policy = Policy(config)
+    when = policy.now()
+    if at:
+        try:
+            when = datetime.fromisoformat(at)
+        except ValueError:
+            fail(f"--at {at!r} is not an ISO 8601 time (e.g. 2026-11-23T12:30)")
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=policy.tz)
+    who = UNKNOWN
+    if user_name:
+        user = config.user(user_name)
+        if user is None:
+            click.echo(
+                f"aupd: note: no [[users]] entry named {user_name!r}; "
+                "deciding with the default policy",
+                err=True,
+            )
+        who = Identity(user_name, user)
+    parts = split_url(url, with_query=True)
+    host, path = parts if parts else (url, "/")
+    decision = policy.decide(who, host, path, IndexStore(config.store.index_dir).current(), when)
+    if as_json:
+        click.echo(json.dumps(decision.as_json()))
+        return
+    click.echo(f"{decision.action}: {decision.reason}")
+    for label, value in (
+        ("category", decision.category),
+        ("list", decision.source),
+        ("entry", decision.matched),
+        ("rule", decision.rule),
+        ("window", decision.window),
+    ):
+        if value:
+            click.echo(f"  {label}: {value}")

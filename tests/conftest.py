@@ -1,0 +1,216 @@
+"""Shared fixtures: real origin servers on loopback, configs, and a live aupd proxy."""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.server
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+FIXTURES = Path(__file__).parent / "fixtures"
+BLOCKLIST_FIXTURES = FIXTURES / "blocklists"
+VENV_BIN = Path(sys.executable).parent
+AUPD = str(VENV_BIN / "aupd")
+
+
+def self_signed(tmp: Path, name: str = "localhost") -> tuple[Path, Path]:
+    """A certificate for ``name`` and 127.0.0.1, and its key, as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName(name), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp / f"{name}-cert.pem", tmp / f"{name}-key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+class _OriginHandler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = f"origin says hello from {self.path}".encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@dataclass
+class Origin:
+    port: int
+    cert: Path | None = None
+
+
+def _serve(server: http.server.ThreadingHTTPServer) -> Iterator[None]:
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="session")
+def origin_http() -> Iterator[Origin]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _OriginHandler)
+    for _ in _serve(server):
+        yield Origin(server.server_address[1])
+
+
+@pytest.fixture(scope="session")
+def origin_https(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Origin]:
+    cert, key = self_signed(tmp_path_factory.mktemp("origin"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _OriginHandler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    for _ in _serve(server):
+        yield Origin(server.server_address[1], cert)
+
+
+def write_config(directory: Path, body: str) -> Path:
+    """An aupd.toml in ``directory`` with its state beside it, plus ``body``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "aupd.toml"
+    path.write_text(
+        '[organisation]\nname = "Rose House Care"\n'
+        'policy_url = "https://intranet.example.org/aup"\n'
+        '[store]\npath = "state/aupd.db"\nindex_dir = "state/index"\n'
+        '[proxy]\nconfdir = "state/mitmproxy"\nlisten = "127.0.0.1:0"\n'
+        '[mailgate]\ncerts_dir = "state/certs"\nspool_dir = "state/mail"\n' + body
+    )
+    return path
+
+
+def aupd(
+    config: Path, *args: str, check: bool = True, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [AUPD, "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        check=check,
+        input=input,
+        timeout=120,
+    )
+
+
+@dataclass
+class LiveProxy:
+    process: subprocess.Popen[str]
+    port: int
+    config: Path
+    output: list[str]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ca(self) -> Path:
+        return self.config.parent / "state" / "mitmproxy" / "mitmproxy-ca-cert.pem"
+
+    def stop(self) -> str:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return "".join(self.output)
+
+
+def start_proxy(command: list[str], config: Path, env: dict[str, str] | None = None) -> LiveProxy:
+    """Start a proxy process and wait for its 'proxy ready' line (it names the port)."""
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **(env or {})},
+        start_new_session=True,
+    )
+    assert process.stdout is not None
+    output: list[str] = []
+    ready = threading.Event()
+    found: dict[str, int] = {}
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            output.append(line)
+            if "proxy ready" in line and not ready.is_set():
+                try:
+                    listen = json.loads(line)["listen"][0]
+                except ValueError:  # not JSON (mitmdump's own logging): find the address
+                    listen = line.split("127.0.0.1:", 1)[1].split("'")[0].split('"')[0]
+                    listen = "127.0.0.1:" + listen
+                found["port"] = int(listen.rsplit(":", 1)[1])
+                ready.set()
+        ready.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    if not ready.wait(timeout=60) or "port" not in found:
+        process.kill()
+        raise AssertionError("proxy did not start:\n" + "".join(output))
+    return LiveProxy(process, found["port"], config, output)
+
+
+def curl(proxy: LiveProxy, url: str, *args: str) -> tuple[int, str]:
+    """(status, body) of ``url`` fetched through ``proxy`` by the real curl."""
+    result = subprocess.run(
+        ["curl", "-sS", "--max-time", "20", "-x", proxy.url, "-w", "\n%{http_code}", *args, url],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    body, _, status = result.stdout.rpartition("\n")
+    return int(status or 0), body + result.stderr
+
+
+@pytest.fixture(scope="session")
+def curl_available() -> None:
+    if shutil.which("curl") is None:
+        pytest.fail("curl is needed for the end-to-end tests (.ci/run installs it)")
