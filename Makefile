@@ -35,6 +35,7 @@ lint: install
 	$(VENV)/bin/mypy
 
 bench: install
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 	$(PY) bench/run.py
 
 clean:

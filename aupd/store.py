@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -313,5 +314,15 @@ class EventWriter:
             )
 
 
+_hour_cache: tuple[int, str] = (-1, "")
+
+
 def now_hour(when: datetime | None = None) -> str:
-    return (when or utc_now()).astimezone(UTC).strftime("%Y-%m-%dT%H")
+    """The roll-up key of an hour (UTC), e.g. ``2026-11-23T09``; cached for the hot path."""
+    global _hour_cache
+    if when is not None:
+        return when.astimezone(UTC).strftime("%Y-%m-%dT%H")
+    hour = int(time.time()) // 3600
+    if hour != _hour_cache[0]:
+        _hour_cache = (hour, datetime.fromtimestamp(hour * 3600, UTC).strftime("%Y-%m-%dT%H"))
+    return _hour_cache[1]

@@ -12,6 +12,7 @@ userinfo, no port) takes a handful of string operations and one regex match.
 from __future__ import annotations
 
 import ipaddress
+import functools
 import re
 from urllib.parse import unquote
 
@@ -31,7 +32,14 @@ _SPECIAL_SCHEMES = frozenset({"http", "https", "ws", "wss", "ftp"})
 _SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*")
 
 
+# Traffic asks about the same few hundred hosts over and over: the proxy normalises each
+# once. Lookups of millions of distinct list entries use the uncached function below.
+@functools.lru_cache(maxsize=16384)
 def normalize_host(host: str) -> str | None:
+    return normalize_host_uncached(host)
+
+
+def normalize_host_uncached(host: str) -> str | None:
     """The canonical form of a host name or IP literal, or None if it is not one.
 
     Lower case, one trailing dot removed, ``[v6]`` brackets removed, IDN -> punycode,
@@ -192,7 +200,7 @@ def _split_url_full(url: str, with_query: bool) -> tuple[str, str] | None:
         host, _, port = authority.partition(":")
     if port and not (port.isascii() and port.isdigit()):
         return None
-    normalized = normalize_host(host)
+    normalized = normalize_host_uncached(host)
     if normalized is None:
         return None
     return normalized, _clean_path(path, with_query)

@@ -35,7 +35,8 @@ import click
 
 from aupd.categories import canonical_category
 from aupd.config import BlocklistSource
-from blocklists.hosts import is_normalized_ip, normalize_host, split_url
+from blocklists.hosts import is_normalized_ip, split_url
+from blocklists.hosts import normalize_host_uncached as normalize_host
 
 Kind = Literal["domain", "url"]
 Entry = tuple[str, Kind, str, str]  # (category, kind, value, source_label)

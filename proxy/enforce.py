@@ -33,6 +33,7 @@ logger = log.get("aupd.proxy")
 
 WHO = "aupd.who"
 DECISION = "aupd.decision"
+HOST = "aupd.host"  # the normalised host the decision was made for
 
 
 CHECK_FAILED = Decision(
@@ -206,6 +207,7 @@ class Filter:
         )
         flow.metadata[WHO] = who
         flow.metadata[DECISION] = decision
+        flow.metadata[HOST] = normalize_host(host) or host
         if decision.blocked:
             flow.response = self._block_page(rt, flow, who, decision)
 
@@ -273,7 +275,7 @@ class UsageLog:
             return
         rt = self.options.require()
         who: Identity = flow.metadata.get(WHO, UNKNOWN)
-        host = normalize_host(flow.request.pretty_host) or flow.request.pretty_host
+        host: str = flow.metadata[HOST]
         if decision.blocked:
             rt.writer.insert(
                 "web_blocks",
@@ -296,8 +298,7 @@ class UsageLog:
         if flow.response is None and DECISION in flow.metadata:
             rt = self.options.require()
             who: Identity = flow.metadata.get(WHO, UNKNOWN)
-            host = normalize_host(flow.request.pretty_host) or flow.request.pretty_host
-            rt.writer.add("web_hourly", (now_hour(), who.name, host), 1, 0)
+            rt.writer.add("web_hourly", (now_hour(), who.name, flow.metadata[HOST]), 1, 0)
 
 
 def _response_bytes(flow: http.HTTPFlow) -> int:

@@ -104,3 +104,15 @@ def test_rollup_buffer_is_bounded(tmp_path: Path, bound: int) -> None:
         writer.add("web_hourly", ("2026-11-23T09", "u", f"h{n}.example"), 1, 0)
     assert writer.stats.dropped == 4
     writer.stop()
+
+
+def test_now_hour_matches_the_clock() -> None:
+    from datetime import UTC, datetime
+
+    from aupd.store import now_hour
+
+    before = datetime.now(UTC).strftime("%Y-%m-%dT%H")
+    value = now_hour()
+    after = datetime.now(UTC).strftime("%Y-%m-%dT%H")
+    assert value in (before, after)
+    assert now_hour(datetime(2026, 11, 23, 9, 59, tzinfo=UTC)) == "2026-11-23T09"
