@@ -11,8 +11,8 @@ userinfo, no port) takes a handful of string operations and one regex match.
 
 from __future__ import annotations
 
-import ipaddress
 import functools
+import ipaddress
 import re
 from urllib.parse import unquote
 
