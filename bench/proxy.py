@@ -96,13 +96,17 @@ def main() -> None:
     origin = serve_origin()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
+        sources = [
+            ("", DATA / "ut1", "ut1"),
+            ("adult", DATA / "sinfonietta" / "pornography-hosts", "hosts"),
+            ("piracy", DATA / "blocklistproject" / "piracy.txt", "hosts"),
+        ]
         config = write_config(
             tmp / "aupd",
-            f'[[blocklists]]\nsource = "{DATA / "ut1"}"\nformat = "ut1"\n'
-            f'[[blocklists]]\ncategory = "adult"\nsource = "{DATA / "sinfonietta" / "pornography-hosts"}"\n'
-            f'format = "hosts"\n'
-            f'[[blocklists]]\ncategory = "piracy"\nsource = "{DATA / "blocklistproject" / "piracy.txt"}"\n'
-            f'format = "hosts"\n',
+            "".join(
+                f'[[blocklists]]\ncategory = "{c}"\nsource = "{p}"\nformat = "{f}"\n'
+                for c, p, f in sources
+            ),
         )
         subprocess.run(
             [AUPD, "--config", str(config), "blocklists", "update"], check=True, capture_output=True
