@@ -65,9 +65,9 @@ def check_url_command(
     app: App, url: str, user_name: str | None, at: str | None, as_json: bool
 ) -> None:
     """Show the full policy decision for URL, and why (list, entry, rule, time window)."""
+    from aupd.users import UNKNOWN, Identity
     from blocklists.hosts import split_url
     from blocklists.index import IndexStore
-    from proxy.identity import UNKNOWN, Identity
     from proxy.policy import Policy
 
     config = app.config

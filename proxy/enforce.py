@@ -23,10 +23,10 @@ from aupd.config import Config, ConfigError, find_config_file, load_config
 from aupd.secrets import load_or_create_secret
 from aupd.store import EventWriter, iso, now_hour, utc_now
 from aupd.tokens import sign
+from aupd.users import UNKNOWN, Directory, Identity
 from blocklists.hosts import normalize_host
 from blocklists.index import IndexStore
 from proxy import blockpage
-from proxy.identity import UNKNOWN, Directory, Identity
 from proxy.policy import Decision, Policy
 
 logger = log.get("aupd.proxy")

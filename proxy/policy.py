@@ -19,9 +19,9 @@ from zoneinfo import ZoneInfo
 from aupd.categories import CANONICAL
 from aupd.config import Config
 from aupd.timewindows import active_window
+from aupd.users import Identity
 from blocklists.hosts import normalize_host
 from blocklists.index import Index
-from proxy.identity import Identity
 
 
 @dataclass(frozen=True)

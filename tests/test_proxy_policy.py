@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from aupd.config import load_config
+from aupd.users import UNKNOWN, Directory, Identity
 from blocklists.index import Index, compile_index
-from proxy.identity import UNKNOWN, Directory, Identity
 from proxy.policy import Policy, in_domains
 
 LONDON = ZoneInfo("Europe/London")

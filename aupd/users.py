@@ -1,4 +1,6 @@
-"""Who is making a request: the proxy-auth login, else the device address. Pure."""
+"""Who is asking: a login name (proxy or SMTP auth), else the device address. Pure.
+
+Shared by the proxy and the mail gateway."""
 
 from __future__ import annotations
 
@@ -18,10 +20,11 @@ UNKNOWN = Identity("-", None)
 
 
 class Directory:
-    """Finds users by login name or device address; built once per config."""
+    """Finds users by login name, device address or email address; built once per config."""
 
     def __init__(self, config: Config) -> None:
         self._by_name = {u.name: u for u in config.users}
+        self._by_email = {u.email.lower(): u for u in config.users if u.email}
         self._by_ip: dict[str, User] = {}
         self._networks: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, User]] = []
         for user in config.users:
@@ -32,6 +35,9 @@ class Directory:
                     self._networks.append((net, user))
         # Most specific network first, so a /32 inside an office /24 wins.
         self._networks.sort(key=lambda item: item[0].prefixlen, reverse=True)
+
+    def by_email(self, address: str) -> User | None:
+        return self._by_email.get(address.lower())
 
     def identify(self, login: str | None, client_ip: str) -> Identity:
         if login:
