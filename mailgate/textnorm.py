@@ -1,0 +1,148 @@
+"""Normalise decoded message text before it is scanned for identifiers.
+
+Senders (careless or hostile) can hide a number from a scanner with look-alike
+characters: non-breaking or thin spaces between digit groups, fullwidth digits,
+zero-width characters or soft hyphens inside a number, en dashes as separators, or
+HTML entities left over from an HTML-to-text conversion. `normalise` folds all of
+these to the plain ASCII forms the detector's patterns are written for.
+
+Most mail is ASCII or uses only a handful of common non-ASCII characters (pound sign,
+curly quotes, accented letters), so the work is arranged to cost almost nothing then:
+one `isascii` check, or a few byte-level passes that find no other character.
+"""
+
+from __future__ import annotations
+
+import html
+import unicodedata
+from typing import Final
+
+__all__ = ["normalise", "scan_bytes"]
+
+# Non-ASCII characters that are common in English mail and that neither hide nor form
+# an identifier, so text containing only these skips the slow path. Anything that NFKC
+# would turn into a digit, letter, space or dash must stay out of this list, as must
+# every dash, space, invisible and combining character.
+_HARMLESS: Final = frozenset(
+    "¡¢£¤¥¦§©«®°±¶·»¿"
+    "‘’‚‛“”„‟†‡•…‰′″‹›€"
+    # Latin-1 and Latin Extended-A letters but × and ÷, less the few NFKC rewrites
+    + "".join(chr(cp) for cp in range(0xC0, 0x180) if cp not in (0xD7, 0xF7)).translate(
+        dict.fromkeys(map(ord, "ĲĳĿŀŉſ"))
+    )
+)
+_ASCII_BYTES: Final = bytes(range(0x80))
+
+# NFKC is expensive once any character needs it, so it runs per chunk and only on the
+# chunks that need it. Chunks end just before an ASCII space: no composition pairs a
+# space with the character before it, so splitting there cannot change the result.
+_NFKC_CHUNK: Final = 1 << 16
+
+# More distinct characters than this to replace and one translate() pass beats one
+# replace() pass per character.
+_MAX_REPLACE_PASSES: Final = 8
+
+
+def normalise(text: str) -> str:
+    """Return `text` with entities decoded and look-alike characters folded to ASCII.
+
+    - HTML character references (`&nbsp;`, `&#57;`) are decoded;
+    - NFKC: fullwidth and other compatibility forms become plain digits and letters,
+      NBSP, thin and other compatibility spaces become U+0020;
+    - invisible characters (zero-width space/joiners, word joiner, BOM, soft hyphen,
+      bidi controls, C1 controls, stray combining marks) are removed, so they cannot
+      split a number;
+    - remaining Unicode spaces become U+0020, line and paragraph separators a newline,
+      and every dash or minus sign `-`.
+    """
+    if "&" in text:
+        # HTML mail turned into text is full of &nbsp;: one replace() instead of a
+        # Python callback per entity. ("&amp;nbsp;" does not contain "&nbsp;".)
+        text = html.unescape(text.replace("&nbsp;", "\u00a0"))
+    if text.isascii():
+        return text
+    found = _odd_characters(text)
+    if not found:
+        return text
+    unstable = {ch for ch in found if not unicodedata.is_normalized("NFKC", ch)}
+    if unstable:
+        simple = {ch: unicodedata.normalize("NFKC", ch) for ch in unstable}
+        if all(map(_composes_with_nothing, found)):
+            # No character here can combine with a neighbour, so NFKC of the text is
+            # NFKC of each character: replace the few distinct ones (NBSP, thin
+            # space, fullwidth digits...) at memory speed.
+            text = _replace_all(text, simple)
+        else:
+            text = _nfkc(text)
+        found = _odd_characters(text)
+    elif any(unicodedata.combining(ch) for ch in found):
+        # Marks are NFKC-stable alone but compose with what precedes them ("e" +
+        # U+0301 is "é"), so they get NFKC before any left over are dropped.
+        text = _nfkc(text)
+        found = _odd_characters(text)
+    return _replace_all(text, {ch: rep for ch in found if (rep := _fold(ch)) is not None})
+
+
+def scan_bytes(text: str) -> bytes:
+    """One byte per character of `text` (Latin-1; anything beyond it becomes `?`).
+
+    The detector runs its fast pre-scan over bytes; keeping offsets identical to the
+    string's lets a hit found in the bytes be checked precisely in the string.
+    """
+    return text.encode("latin-1", "replace")
+
+
+def _odd_characters(text: str) -> set[str]:
+    # Byte operations run at memory speed where a regex over the string would not:
+    # encode, drop every ASCII byte, and what is left are the non-ASCII characters.
+    rest = text.encode("utf-8", "surrogatepass").translate(None, _ASCII_BYTES)
+    return set(rest.decode("utf-8", "surrogatepass")) - _HARMLESS
+
+
+def _replace_all(text: str, table: dict[str, str]) -> str:
+    if len(table) > _MAX_REPLACE_PASSES:
+        return text.translate({ord(ch): rep for ch, rep in table.items()})
+    for ch, rep in table.items():
+        text = text.replace(ch, rep)
+    return text
+
+
+def _composes_with_nothing(ch: str) -> bool:
+    # Combining marks and conjoining Hangul jamo are what NFKC composes with a
+    # neighbour; some compatibility characters decompose into them (halfwidth
+    # katakana voicing marks), so the decomposition is what is checked.
+    return not any(
+        unicodedata.combining(c) or "\u1100" <= c <= "\u11ff" or "\u3130" <= c <= "\u318f"
+        for c in unicodedata.normalize("NFKD", ch)
+    )
+
+
+def _fold(ch: str) -> str | None:
+    cat = unicodedata.category(ch)
+    if cat in ("Zl", "Zp") or ch == "\x85":
+        return "\n"
+    # Invisible: format characters (zero-width, soft hyphen, bidi), C1 controls, and
+    # combining marks left over after NFKC (a mark on a digit is never meaningful).
+    if cat in ("Cf", "Cc", "Mn", "Me"):
+        return ""
+    if cat == "Zs":
+        return " "
+    if cat == "Pd" or ch == "\u2212":
+        return "-"
+    return None
+
+
+def _nfkc(text: str) -> str:
+    out: list[str] = []
+    n = len(text)
+    i = 0
+    while i < n:
+        j = text.find(" ", i + _NFKC_CHUNK)
+        if j < 0:
+            j = n
+        chunk = text[i:j]
+        if not unicodedata.is_normalized("NFKC", chunk):
+            chunk = unicodedata.normalize("NFKC", chunk)
+        out.append(chunk)
+        i = j
+    return "".join(out)
