@@ -1,0 +1,193 @@
+"""Scan one message for person-identifiable information: extract, detect, summarise.
+
+`scan_message(raw)` runs `extract` over the raw message and the PII detector over
+every part it yields, and returns a `ScanResult` that holds only finding types,
+counts and part labels: never a matched value, never an attachment's name.
+
+What "protected" means (SPEC: "a message is protected when nothing identifiable is in
+the clear"):
+
+- at least one part is encrypted for its recipient (the whole message as S/MIME
+  enveloped or PGP/MIME, an inline PGP block, or a password-protected ZIP, PDF,
+  Office or OpenDocument attachment); and
+- nothing in the clear has a finding: not the subject (which S/MIME and PGP leave
+  readable), not a body, not an attachment, not a file name (the member names of an
+  encrypted ZIP are readable too); and
+- nothing in the clear went unread, except content with no text layer (images,
+  audio, video, unknown binaries: a logo in a signature must not spoil it). A part
+  that was damaged, too large, too deeply nested or timed out could hold anything,
+  so its presence means the message is not protected.
+
+`pii` is True when any part in the clear has a finding; a message is never both
+`pii` and `protected`. A message with neither has nothing to protect.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Final
+
+from mailgate.extract import (
+    DEFAULT_LIMITS,
+    NO_TEXT_LAYER,
+    SUBJECT,
+    Limits,
+    Part,
+    ProtectedPart,
+    TablePart,
+    TextPart,
+    UnscannedPart,
+    extract,
+)
+from mailgate.pii import FINDING_TYPES, Register, detect, detect_table, findings
+
+__all__ = ["PartFinding", "ScanResult", "has_secure_tag", "scan_message", "scan_parts"]
+
+
+@dataclass(frozen=True, slots=True)
+class PartFinding:
+    """`count` distinct values of finding `type` in the part labelled `part`."""
+
+    type: str
+    count: int
+    part: str
+
+    def as_dict(self) -> dict[str, str | int]:
+        return {"type": self.type, "count": self.count, "part": self.part}
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    pii: bool
+    protected: bool
+    findings: list[PartFinding]
+    unscanned: list[str]  # "label: reason"
+    secure_tag: bool  # the subject asks for encryption: "[secure]", any case or disguise
+    size: int  # bytes of the raw message
+    protected_parts: list[str] = field(default_factory=list)  # "label: how"
+
+    @property
+    def unreadable(self) -> list[str]:
+        """Unscanned parts that may hold text (an unknown archive, a broken document):
+        unlike pictures, they could carry identifiers nobody has checked."""
+        return [u for u in self.unscanned if not u.endswith(": " + NO_TEXT_LAYER)]
+
+    def totals(self) -> dict[str, int]:
+        """Finding type -> count over all parts, in FINDING_TYPES order. A value found
+        in two parts (the subject and a body, say) counts in each."""
+        sums = dict.fromkeys(FINDING_TYPES, 0)
+        for f in self.findings:
+            sums[f.type] = sums.get(f.type, 0) + f.count
+        return {kind: n for kind, n in sums.items() if n}
+
+    def as_dict(self) -> dict[str, object]:
+        """The `aupd mail scan --json` object, less the "file" key."""
+        return {
+            "pii": self.pii,
+            "protected": self.protected,
+            "findings": [f.as_dict() for f in self.findings],
+            "unscanned": list(self.unscanned),
+            "secure_tag": self.secure_tag,
+            "protected_parts": list(self.protected_parts),
+            "size": self.size,
+        }
+
+
+def scan_message(
+    raw: bytes, *, register: Register | None = None, limits: Limits = DEFAULT_LIMITS
+) -> ScanResult:
+    """Scan a raw RFC 5322 message. Never raises on message content."""
+    return scan_parts(extract(raw, limits=limits), size=len(raw), register=register)
+
+
+def scan_parts(parts: Iterable[Part], *, size: int, register: Register | None = None) -> ScanResult:
+    """The ScanResult for parts already extracted (see mailgate.extract)."""
+    found: list[PartFinding] = []
+    unscanned: list[str] = []
+    protected_parts: list[str] = []
+    opaque_only = True  # every unscanned part is one with no text layer
+    subject = ""
+    for part in parts:
+        match part:
+            case TextPart(label, text):
+                if label == SUBJECT:
+                    subject = text
+                counts = detect(text, register=register)
+                found += [PartFinding(f.type, f.count, label) for f in findings(counts)]
+            case TablePart(label, rows):
+                counts = detect_table(rows, register=register)
+                found += [PartFinding(f.type, f.count, label) for f in findings(counts)]
+            case ProtectedPart(label, how):
+                protected_parts.append(f"{label}: {how}")
+            case UnscannedPart(label, reason):
+                unscanned.append(f"{label}: {reason}")
+                opaque_only = opaque_only and reason == NO_TEXT_LAYER
+    pii = bool(found)
+    return ScanResult(
+        pii=pii,
+        protected=bool(protected_parts) and not pii and opaque_only,
+        findings=found,
+        unscanned=unscanned,
+        secure_tag=has_secure_tag(subject),
+        size=size,
+        protected_parts=protected_parts,
+    )
+
+
+# ------------------------------------------------------------------- [secure] tag
+
+# Letters that look like those of "secure" (and brackets that look like brackets) in
+# scripts a sender can type or paste: Cyrillic, Greek, Armenian, small capitals. NFKC
+# already folds fullwidth, mathematical and other compatibility forms.
+_LOOKALIKES: Final = str.maketrans(
+    {
+        "ѕ": "s",  # Cyrillic dze
+        "ꜱ": "s",  # small capital S
+        "е": "e",  # Cyrillic ie
+        "є": "e",  # Ukrainian ie
+        "ҽ": "e",  # Abkhasian che
+        "ᴇ": "e",  # small capital E
+        "с": "c",  # Cyrillic es
+        "ϲ": "c",  # Greek lunate sigma
+        "ᴄ": "c",  # small capital C
+        "υ": "u",  # Greek upsilon
+        "ս": "u",  # Armenian seh
+        "ᴜ": "u",  # small capital U
+        "ʋ": "u",  # Latin v with hook
+        "г": "r",  # Cyrillic ghe
+        "ʀ": "r",  # small capital R
+        "ꭇ": "r",  # Latin r without handle
+        "⁅": "[",
+        "⁆": "]",
+        "〔": "[",
+        "〕": "]",
+        "【": "[",
+        "】": "]",
+        "〚": "[",
+        "〛": "]",
+        "⟦": "[",
+        "⟧": "]",
+        "〖": "[",
+        "〗": "]",
+    }
+)
+_WHITESPACE: Final = re.compile(r"\s+")
+
+
+def has_secure_tag(subject: str) -> bool:
+    """Does the subject ask for encryption with `[secure]` (the NHSmail convention)?
+
+    Over-matching only costs an unneeded encryption, so the test sees through ways
+    of writing the tag that a person reads as "[secure]": any case; fullwidth and
+    other compatibility forms (NFKC); invisible format characters such as zero-width
+    spaces and joiners, soft hyphens and bidi controls; combining accents; spaces
+    inside the brackets; Cyrillic, Greek, Armenian and small-capital look-alike
+    letters; and look-alike brackets.
+    """
+    text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", subject))
+    text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cf", "Mn", "Me"))
+    text = _WHITESPACE.sub("", text).casefold().translate(_LOOKALIKES)
+    return "[secure]" in text

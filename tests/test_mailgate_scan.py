@@ -1,0 +1,449 @@
+"""mailgate.scan: pii / protected / findings per part, and the [secure] tag.
+
+Every container type is tried with a valid NHS number inside (PII, with the right part
+label), without one (no PII), encrypted (protected, no PII), and where it only claims
+to be encrypted (not protected).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from mailgate.extract import NO_TEXT_LAYER, ProtectedPart, UnscannedPart
+from mailgate.pii import ClientRegister, RegisterEntry
+from mailgate.scan import PartFinding, ScanResult, has_secure_tag, scan_message, scan_parts
+from tests.test_mailgate_extract import (
+    NHS,
+    NHS_DIGITS,
+    docx_file,
+    encrypted_office,
+    encrypted_zip,
+    message,
+    ods_file,
+    odt_file,
+    ole_file,
+    pdf_file,
+    pgp_message,
+    pgp_mime,
+    pptx_file,
+    smime,
+    smime_message,
+    xlsx_file,
+    zip_file,
+)
+
+CLEAN = "Please call the office about Tuesday's rota."
+LOGO = (b"\x89PNG\r\n\x1a\n" + bytes(200), "image/png", "logo.png")
+
+
+def _attached(
+    build: Callable[[str], bytes], mime: str = "application/octet-stream"
+) -> Callable[[str], bytes]:
+    return lambda text: message(body="See attached.", attachments=[(build(text), mime, "file")])
+
+
+# text -> a whole message carrying it in one container type, and that part's label
+CONTAINERS: dict[str, tuple[Callable[[str], bytes], str]] = {
+    "subject": (lambda t: message(subject=t, body="hi"), "subject"),
+    "plain body": (lambda t: message(body=t), "body 1 (text/plain)"),
+    "html body": (lambda t: message(body=None, html=f"<p>{t}</p>"), "body 1 (text/html)"),
+    "txt": (_attached(str.encode, "text/plain"), "attachment 1 (txt)"),
+    "csv": (_attached(lambda t: f"ref,note\n1,{t}\n".encode(), "text/csv"), "attachment 1 (csv)"),
+    "html": (
+        _attached(lambda t: f"<html><td>{t}</td></html>".encode(), "text/html"),
+        "attachment 1 (html)",
+    ),
+    "docx": (_attached(lambda t: docx_file(["Letter", t])), "attachment 1 (docx)"),
+    "docx table": (
+        _attached(lambda t: docx_file(["Letter"], table=[["Ref", "Note"], ["1", t]])),
+        "attachment 1 (docx) / table 1",
+    ),
+    "docx header": (_attached(lambda t: docx_file(["Letter"], header=t)), "attachment 1 (docx)"),
+    "xlsx": (
+        _attached(lambda t: xlsx_file([["Ref", "Note"], [1, t]])),
+        "attachment 1 (xlsx) / sheet 1",
+    ),
+    "xlsx sheet 2": (
+        _attached(lambda t: xlsx_file([["Ref"]], [["Note"], [t]])),
+        "attachment 1 (xlsx) / sheet 2",
+    ),
+    "pptx": (_attached(pptx_file), "attachment 1 (pptx)"),
+    "odt": (_attached(lambda t: odt_file(["Letter", t])), "attachment 1 (odt)"),
+    "odt table": (
+        _attached(lambda t: odt_file(["Letter"], table=[["Ref", "Note"], ["1", t]])),
+        "attachment 1 (odt) / table 1",
+    ),
+    "ods": (
+        _attached(lambda t: ods_file([["Ref", "Note"], ["1", t]])),
+        "attachment 1 (ods) / sheet 1",
+    ),
+    "pdf": (_attached(pdf_file, "application/pdf"), "attachment 1 (pdf)"),
+    "pdf embedded": (
+        _attached(
+            lambda t: pdf_file("cover", embed=f"ref,note\n1,{t}\n".encode()), "application/pdf"
+        ),
+        "attachment 1 (pdf) / embedded 1 (csv)",
+    ),
+    "zip": (
+        _attached(
+            lambda t: zip_file({"readme.txt": b"hi", "n.txt": t.encode()}), "application/zip"
+        ),
+        "attachment 1 (zip) / member 2 (txt)",
+    ),
+    "zip of docx": (
+        _attached(lambda t: zip_file({"letter.docx": docx_file([t])}), "application/zip"),
+        "attachment 1 (zip) / member 1 (docx)",
+    ),
+    "nested zip": (
+        _attached(
+            lambda t: zip_file({"in.zip": zip_file({"n.txt": t.encode()})}), "application/zip"
+        ),
+        "attachment 1 (zip) / member 1 (zip) / member 1 (txt)",
+    ),
+    "forwarded": (
+        lambda t: message(body="FYI", forwarded=[message(body=t)]),
+        "attachment 1 (message/rfc822) / body 1 (text/plain)",
+    ),
+    "forwarded subject": (
+        lambda t: message(body="FYI", forwarded=[message(subject=t, body="x")]),
+        "attachment 1 (message/rfc822) / subject",
+    ),
+    "forwarded attachment": (
+        lambda t: message(
+            body="FYI",
+            forwarded=[message(attachments=[(xlsx_file([["Note"], [t]]), "application/x", "a")])],
+        ),
+        "attachment 1 (message/rfc822) / attachment 1 (xlsx) / sheet 1",
+    ),
+    "eml attachment": (
+        _attached(lambda t: message(body=t)),
+        "attachment 1 (message/rfc822) / body 1 (text/plain)",
+    ),
+}
+
+
+@pytest.mark.parametrize("container", CONTAINERS)
+def test_nhs_number_in_each_container_is_pii_with_its_part_label(container: str) -> None:
+    build, label = CONTAINERS[container]
+    result = scan_message(build(f"NHS number {NHS}"))
+    assert result.pii
+    assert not result.protected
+    assert result.findings == [PartFinding("nhs_number", 1, label)]
+
+
+@pytest.mark.parametrize("container", CONTAINERS)
+def test_each_container_without_identifiers_is_not_pii(container: str) -> None:
+    build, _ = CONTAINERS[container]
+    result = scan_message(build(CLEAN))
+    assert not result.pii
+    assert not result.protected
+    assert result.findings == []
+
+
+def test_nhs_column_in_spreadsheets_counts_contiguous_numbers() -> None:
+    book = xlsx_file([["Name", "NHS No"], ["Jane Doe", 9434765919], ["John Roe", 4010232137]])
+    result = scan_message(message(attachments=[(book, "application/octet-stream", None)]))
+    assert result.findings == [PartFinding("nhs_number", 2, "attachment 1 (xlsx) / sheet 1")]
+
+
+def test_client_register_is_used_for_text_and_tables() -> None:
+    register = ClientRegister.from_entries(
+        b"a salt of sixteen bytes", [RegisterEntry("Jane Doe", NHS_DIGITS, "12/03/1950")]
+    )
+    raw = message(
+        body="Jane Doe will visit",
+        attachments=[(b"name,dob\nJane Doe,12/03/1950\n", "text/csv", "x.csv")],
+    )
+    result = scan_message(raw, register=register)
+    assert PartFinding("client_register", 1, "attachment 1 (csv)") in result.findings
+    assert scan_message(raw).findings == [PartFinding("date_of_birth", 1, "attachment 1 (csv)")]
+
+
+# ---------------------------------------------------------------------- protected
+
+PROTECTED: dict[str, bytes] = {
+    "S/MIME message": smime_message(),
+    "S/MIME attachment": message(
+        attachments=[
+            (smime(NHS.encode(), serialization.Encoding.DER), "application/pkcs7-mime", "a.p7m")
+        ]
+    ),
+    "PGP/MIME": pgp_mime(pgp_message()),
+    "inline PGP": message(body="Hi,\n\n" + pgp_message() + "\n\nThanks"),
+    "encrypted zip": message(
+        body="Password by phone.",
+        attachments=[
+            (
+                encrypted_zip({"list.csv": f"NHS\n{NHS_DIGITS}\n".encode()}),
+                "application/zip",
+                "a.zip",
+            )
+        ],
+    ),
+    "encrypted pdf": message(
+        attachments=[
+            (pdf_file(NHS, user_password="u", owner_password="o"), "application/pdf", "a.pdf")
+        ]
+    ),
+    "encrypted xlsx": message(
+        attachments=[
+            (
+                encrypted_office(xlsx_file([["NHS", NHS_DIGITS]])),
+                "application/vnd.ms-excel",
+                "a.xlsx",
+            )
+        ]
+    ),
+    "encrypted docx": message(
+        attachments=[(encrypted_office(docx_file([NHS])), "application/msword", "a.docx")]
+    ),
+    "encrypted zip in a zip": message(
+        attachments=[
+            (
+                zip_file({"inner.zip": encrypted_zip({"a.txt": NHS.encode()})}),
+                "application/zip",
+                None,
+            )
+        ]
+    ),
+}
+
+
+@pytest.mark.parametrize("case", PROTECTED)
+def test_encrypted_content_makes_the_message_protected(case: str) -> None:
+    result = scan_message(PROTECTED[case])
+    assert result.protected
+    assert not result.pii
+    assert result.findings == []
+    assert result.protected_parts
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        # declared S/MIME and PGP, but the content is in the clear
+        b"Subject: x\r\nMIME-Version: 1.0\r\nContent-Type: application/pkcs7-mime; "
+        b"smime-type=enveloped-data\r\n\r\nNHS " + NHS.encode() + b"\r\n",
+        pgp_mime(f"NHS {NHS}"),
+        message(body=f"-----BEGIN PGP MESSAGE-----\n\nNHS {NHS}\n-----END PGP MESSAGE-----\n"),
+        message(attachments=[(f"NHS {NHS}".encode(), "application/pkcs7-mime", "smime.p7m")]),
+        message(
+            attachments=[(zip_file({"a.txt": NHS.encode()}), "application/zip", "encrypted.zip")]
+        ),
+        message(attachments=[(pdf_file(NHS), "application/pdf", "protected.pdf")]),
+        # "encrypted" with only an owner password, or Excel's published default password
+        message(attachments=[(pdf_file(NHS, owner_password="o"), "application/pdf", "a.pdf")]),
+        message(
+            attachments=[
+                (
+                    encrypted_office(xlsx_file([["NHS"], [NHS_DIGITS]]), "VelvetSweatshop"),
+                    "application/vnd.ms-excel",
+                    "a.xlsx",
+                )
+            ]
+        ),
+    ],
+)
+def test_content_that_only_claims_encryption_is_pii_not_protected(raw: bytes) -> None:
+    result = scan_message(raw)
+    assert result.pii
+    assert not result.protected
+
+
+@pytest.mark.parametrize(
+    ("raw", "pii", "protected"),
+    [
+        # a logo beside the encrypted attachment does not spoil it
+        (
+            message(attachments=[(encrypted_zip({"a.csv": b"x"}), "application/zip", None), LOGO]),
+            False,
+            True,
+        ),
+        # identifiers in the clear next to an encrypted attachment
+        (
+            message(
+                body=NHS, attachments=[(encrypted_zip({"a.csv": b"x"}), "application/zip", None)]
+            ),
+            True,
+            False,
+        ),
+        # the subject stays in the clear on an S/MIME message
+        (smime_message(subject=f"NHS {NHS}"), True, False),
+        # something only partly readable in the clear: cannot vouch for it
+        (
+            message(
+                attachments=[
+                    (encrypted_zip({"a.csv": b"x"}), "application/zip", None),
+                    (ole_file("WordDocument", b"Dear Sir"), "application/msword", "a.doc"),
+                ]
+            ),
+            False,
+            False,
+        ),
+        # ... and what it does hold in the clear counts
+        (
+            message(
+                attachments=[
+                    (encrypted_zip({"a.csv": b"x"}), "application/zip", None),
+                    (
+                        ole_file("WordDocument", f"NHS {NHS}".encode()),
+                        "application/msword",
+                        "a.doc",
+                    ),
+                ]
+            ),
+            True,
+            False,
+        ),
+        # nothing encrypted and nothing found: nothing to protect
+        (message(body=CLEAN, attachments=[LOGO]), False, False),
+        (message(body=CLEAN), False, False),
+    ],
+)
+def test_what_counts_as_protected(raw: bytes, pii: bool, protected: bool) -> None:
+    result = scan_message(raw)
+    assert (result.pii, result.protected) == (pii, protected)
+
+
+@pytest.mark.parametrize(
+    ("raw", "label"),
+    [
+        (
+            message(attachments=[(xlsx_file([["x"]]), "application/x", f"NHS {NHS}.xlsx")]),
+            "attachment 1 (xlsx) / file name",
+        ),
+        (
+            message(
+                attachments=[(encrypted_zip({f"NHS {NHS}.csv": b"x"}), "application/zip", "a.zip")]
+            ),
+            "attachment 1 (zip) / file name",
+        ),
+        (
+            message(
+                attachments=[
+                    (zip_file({"ok.txt": b"", f"NHS {NHS}.txt": b""}), "application/zip", "a.zip")
+                ]
+            ),
+            "attachment 1 (zip) / member 2 (txt) / file name",
+        ),
+    ],
+)
+def test_file_names_travel_in_the_clear_and_are_scanned(raw: bytes, label: str) -> None:
+    result = scan_message(raw)
+    assert (result.pii, result.protected) == (True, False)
+    assert result.findings == [PartFinding("nhs_number", 1, label)]
+
+
+def test_unscanned_lists_label_and_reason() -> None:
+    result = scan_message(message(attachments=[LOGO]))
+    assert result.unscanned == [f"attachment 1 (png): {NO_TEXT_LAYER}"]
+    assert not result.pii
+
+
+def test_scan_parts_protected_needs_every_unscanned_part_to_be_opaque() -> None:
+    zipped = ProtectedPart("attachment 1 (zip)", "encrypted ZIP")
+    late = UnscannedPart("attachment 2", "time limit reached")
+    logo = UnscannedPart("attachment 2 (png)", NO_TEXT_LAYER)
+    assert not scan_parts([zipped, late], size=0).protected
+    assert scan_parts([zipped, logo], size=0).protected
+
+
+# ------------------------------------------------------------------------ results
+
+
+def test_totals_and_counts_per_part() -> None:
+    raw = message(
+        subject=f"NHS {NHS}",
+        body=f"NHS {NHS} and {NHS} again; NINO QQ 12 34 56 C? no: AB 12 34 56 C",
+        attachments=[(f"NHS\n{NHS}\n4010232137\n".encode(), "text/csv", None)],
+    )
+    result = scan_message(raw)
+    assert result.findings == [
+        PartFinding("nhs_number", 1, "subject"),
+        PartFinding("nhs_number", 1, "body 1 (text/plain)"),
+        PartFinding("nino", 1, "body 1 (text/plain)"),
+        PartFinding("nhs_number", 2, "attachment 1 (csv)"),
+    ]
+    assert result.totals() == {"nhs_number": 4, "nino": 1}
+    assert result.size == len(raw)
+
+
+def test_result_holds_no_values_and_no_names() -> None:
+    name = f"Jane Doe {NHS_DIGITS} records"
+    raw = message(
+        subject="Records",
+        body=f"NHS {NHS}",
+        attachments=[
+            (
+                xlsx_file([["NHS", NHS_DIGITS]], titles=["Jane Doe"]),
+                "application/x",
+                name + ".xlsx",
+            ),
+            (encrypted_zip({name + ".csv": b"x"}), "application/zip", name + ".zip"),
+            (b"\x89PNG\r\n\x1a\n", "image/png", name + ".png"),
+        ],
+    )
+    result = scan_message(raw)
+    dumped = json.dumps(result.as_dict()) + repr(result)
+    for secret in ("Jane", NHS_DIGITS, NHS, "943", "records"):
+        assert secret not in dumped
+    assert result.pii
+
+
+def test_scan_result_is_frozen() -> None:
+    result = scan_message(message())
+    assert isinstance(result, ScanResult)
+    with pytest.raises(AttributeError):
+        result.pii = True  # type: ignore[misc]
+
+
+# ------------------------------------------------------------------- [secure] tag
+
+
+@pytest.mark.parametrize(
+    ("subject", "tagged"),
+    [
+        ("[secure] Referral", True),
+        ("Referral [SECURE]", True),
+        ("RE: [Secure] referral", True),
+        ("[ secure ] referral", True),
+        ("［ｓｅｃｕｒｅ］ fullwidth", True),
+        ("[ѕecure] Cyrillic dze", True),
+        ("[ѕесurе] several Cyrillic letters", True),
+        ("[ЅЕСURE] Cyrillic capitals", True),
+        ("[secυre] Greek upsilon", True),
+        ("[se\u200bcure] zero-width space", True),
+        ("[sec\u00adure] soft hyphen", True),
+        ("[s\u200de\u2060cure] joiner and word joiner", True),
+        ("\u202e[secure] bidi override", True),
+        ("[se\u0301cure] combining accent", True),
+        ("[sécure] precomposed accent", True),
+        ("【secure】 lenticular brackets", True),
+        ("𝐬𝐞𝐜𝐮𝐫𝐞 mathematical bold [𝐬𝐞𝐜𝐮𝐫𝐞]", True),
+        ("secure", False),
+        ("insecure [secured]", False),
+        ("(secure)", False),
+        ("[sec] ure", False),
+        ("", False),
+    ],
+)
+def test_secure_tag(subject: str, tagged: bool) -> None:
+    assert has_secure_tag(subject) is tagged
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"=?utf-8?b?W9GVZWN1cmVdIFJlZmVycmFs?=",  # "[ѕecure] Referral", Cyrillic dze
+        b"=?utf-8?q?=5Bsec?= =?utf-8?q?ure=5D?= Referral",  # split over two encoded words
+        b"Referral\r\n [SECURE]",  # folded
+    ],
+)
+def test_secure_tag_read_from_an_encoded_subject(header: bytes) -> None:
+    raw = b"Subject: " + header + b"\r\n\r\nhello\r\n"
+    assert scan_message(raw).secure_tag
+    assert not scan_message(message(subject="Referral")).secure_tag
