@@ -23,6 +23,8 @@ COMMANDS: dict[str, str] = {
     "proxy": "proxy.cli:proxy_command",
     "check-url": "proxy.cli:check_url_command",
     "blocklists": "blocklists.cli:blocklists_group",
+    "mailgate": "mailgate.service:mailgate_command",
+    "mail": "mailgate.cli:mail_group",
 }
 
 

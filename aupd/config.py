@@ -342,7 +342,39 @@ SCHEMA: tuple[Section, ...] = (
                 "spool_dir",
                 _as_str,
                 "aupd-data/mail",
-                "Outbox and quarantine folders live here.",
+                "Outbox, retry queue and quarantine folders live here.",
+                is_path=True,
+            ),
+            Key(
+                "max_message_size",
+                _as_int,
+                26_214_400,
+                "Largest message accepted, in bytes (bigger ones get 552).",
+            ),
+            Key(
+                "max_messages_per_hour",
+                _as_int,
+                200,
+                "Messages one sender may send per hour (over it: 451, and an event).",
+            ),
+            Key(
+                "max_external_recipients_per_hour",
+                _as_int,
+                500,
+                "External recipients one sender may write to per hour.",
+            ),
+            Key(
+                "upstream_tls",
+                _one_of("auto", "require", "off"),
+                "auto",
+                "STARTTLS to the upstream: auto (when offered), require, or off.",
+            ),
+            Key("upstream_user", _as_str, "", "Login for the upstream (empty: no AUTH)."),
+            Key(
+                "upstream_password_file",
+                _as_str,
+                "",
+                "File holding the upstream password (kept out of this file).",
                 is_path=True,
             ),
         ),
@@ -428,6 +460,12 @@ class MailgateConfig:
     certs_dir: Path
     on_missing_cert: str
     spool_dir: Path
+    max_message_size: int
+    max_messages_per_hour: int
+    max_external_recipients_per_hour: int
+    upstream_tls: str
+    upstream_user: str
+    upstream_password_file: Path | None
 
 
 @dataclass(frozen=True)
@@ -548,8 +586,8 @@ def _read_table(
             converted = key.conv(value) if value is not None else None
         except ValueError as e:
             raise ConfigError(file_label, f"{where}.{key.name}", str(e)) from None
-        if key.is_path and converted:
-            converted = (base_dir / converted).resolve()
+        if key.is_path:
+            converted = (base_dir / converted).resolve() if converted else None
         out[key.name] = converted
     return out
 

@@ -67,8 +67,37 @@ def _web_events(db: sqlite_utils.Database) -> None:
     )
 
 
+def _mail_events(db: sqlite_utils.Database) -> None:
+    # One row per recipient decision, or one row for a message refused before DATA.
+    # Never content, never matched values, never attachment names.
+    db.execute(
+        """CREATE TABLE mail_events (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,          -- ISO 8601 UTC
+            message TEXT NOT NULL,     -- random id shared by one message's rows
+            user TEXT NOT NULL,        -- the sending user, or '-'
+            client TEXT NOT NULL,      -- client address
+            sender TEXT NOT NULL,      -- envelope sender
+            recipient TEXT,            -- NULL when refused before any recipient
+            scope TEXT,                -- internal | secure | external
+            size INTEGER NOT NULL,     -- bytes received
+            pii INTEGER NOT NULL,      -- identifiers were found in the clear
+            pii_types TEXT NOT NULL,   -- JSON {type: count}
+            protected INTEGER NOT NULL, -- the message came already encrypted
+            action TEXT NOT NULL,      -- relay | smime | password-pdf | quarantine | reject |
+                                       -- outbox | refused | tempfail
+            reason TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX mail_events_at ON mail_events(at)")
+    db.execute("CREATE INDEX mail_events_user ON mail_events(user, at)")
+
+
 # Append-only: a migration, once released, is never edited; add a new one instead.
-MIGRATIONS: tuple[tuple[str, Migration], ...] = (("0001_web_events", _web_events),)
+MIGRATIONS: tuple[tuple[str, Migration], ...] = (
+    ("0001_web_events", _web_events),
+    ("0002_mail_events", _mail_events),
+)
 
 # Roll-up tables: name -> (key columns, counter columns).
 ROLLUPS: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = {

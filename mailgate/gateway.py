@@ -1,0 +1,465 @@
+"""The aiosmtpd handler: check the sender, scan, protect per recipient, relay, answer.
+
+Before-queue semantics: the client's DATA is answered only after every copy of the
+message was accepted by the upstream or written durably to the outbox, queue or
+quarantine. If nothing could be handed on, the client gets the upstream's answer (4xx to
+retry, 5xx to bounce) or 451; it never gets 250 for mail aupd does not own. Any error
+inside aupd answers 451 (aiosmtpd's default would be a permanent 500).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from cryptography import x509
+
+from aupd import log
+from aupd.config import Config
+from aupd.store import EventWriter, iso, utc_now
+from aupd.users import UNKNOWN, Directory, Identity
+from mailgate.certs import CertDirectory
+from mailgate.protect import (
+    password_notice,
+    password_pdf,
+    password_protected_message,
+    smime_encrypt,
+)
+from mailgate.relay import DeliveryReport, Failure, Outgoing, deliver
+from mailgate.rules import (
+    REJECT_TEXT,
+    HourlyLimit,
+    RecipientPlan,
+    Refusal,
+    check_sender,
+    plan_recipient,
+    recipient_scope,
+)
+from mailgate.scan import ScanResult, scan_message
+from mailgate.spool import Spool, new_id
+
+logger = log.get("aupd.mailgate")
+
+TEMPFAIL = "451 4.3.0 The mail gateway had a temporary problem; please try again later."
+QUEUE_RETRY_SECONDS = (60, 300, 900, 3600, 3600 * 4)
+QUEUE_GIVE_UP_SECONDS = 5 * 24 * 3600
+
+
+@dataclass
+class Transaction:
+    """What the gateway learnt about the client and sender before DATA."""
+
+    who: Identity = UNKNOWN
+    external: int = 0
+    refused: list[str] = field(default_factory=list)
+
+
+class Gateway:
+    """aiosmtpd handler. One instance serves every connection."""
+
+    def __init__(self, config: Config, writer: EventWriter) -> None:
+        self.config = config
+        self.mail = config.mailgate
+        self.writer = writer
+        self.directory = Directory(config)
+        self.certs = CertDirectory(self.mail.certs_dir)
+        self.spool = Spool(self.mail.spool_dir)
+        self.messages = HourlyLimit(self.mail.max_messages_per_hour)
+        self.external = HourlyLimit(self.mail.max_external_recipients_per_hour)
+        self.register: Any = None
+
+    # ------------------------------------------------------------------ SMTP hooks
+
+    async def handle_exception(self, error: Exception) -> str:
+        logger.error("gateway error; answered 451", error=type(error).__name__)
+        return TEMPFAIL
+
+    async def handle_MAIL(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        mail_options: list[str],
+    ) -> str:
+        client = session.peer[0] if isinstance(session.peer, tuple) else "-"
+        login = session.auth_data if isinstance(session.auth_data, str) else None
+        who = self.directory.identify(login, client)
+        tx = Transaction(who)
+        session.aupd = tx  # type: ignore[attr-defined]
+        try:
+            if not (session.authenticated or self._allowed_network(client)):
+                raise Refusal(
+                    554, "5.7.1", "Relaying is not allowed from your address.", event="relay-denied"
+                )
+            check_sender(address, who, self.directory, self.mail)
+            if not self.messages.allows(address.lower()):
+                raise Refusal(
+                    451,
+                    "4.7.1",
+                    f"{address} has sent {self.mail.max_messages_per_hour} messages in the "
+                    "last hour, the most allowed; please try again later.",
+                    event="rate-limit",
+                )
+        except Refusal as refusal:
+            self._refused(client, who, address, None, refusal)
+            return refusal.reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 OK"
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        tx: Transaction = getattr(session, "aupd", Transaction())
+        client = session.peer[0] if isinstance(session.peer, tuple) else "-"
+        if "@" not in address:
+            return "553 5.1.3 The recipient address must be a full address (name@domain)."
+        if recipient_scope(address, self.mail) == "external":
+            sender = (envelope.mail_from or "").lower()
+            if not self.external.allows(sender, tx.external + 1):
+                refusal = Refusal(
+                    451,
+                    "4.7.1",
+                    f"{envelope.mail_from} has written to "
+                    f"{self.mail.max_external_recipients_per_hour} outside recipients in the "
+                    "last hour, the most allowed; please try again later.",
+                    event="rate-limit",
+                )
+                self._refused(client, tx.who, envelope.mail_from or "", address, refusal)
+                return refusal.reply
+            tx.external += 1
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        tx: Transaction = getattr(session, "aupd", Transaction())
+        client = session.peer[0] if isinstance(session.peer, tuple) else "-"
+        raw = envelope.original_content or b""
+        sender = envelope.mail_from or ""
+        message_id = new_id()
+        scan = await asyncio.to_thread(scan_message, raw, register=self.register)
+        needs, why = needs_protection(scan)
+        # Looked up once: a certificate may expire between two lookups.
+        certificates = {r: self.certs.lookup(r) for r in envelope.rcpt_tos} if needs else {}
+        plans = [
+            plan_recipient(
+                r,
+                config=self.mail,
+                needs_protection=needs,
+                why=why,
+                has_certificate=certificates.get(r) is not None,
+            )
+            for r in envelope.rcpt_tos
+        ]
+        event = _EventContext(message_id, tx.who.name, client, sender, len(raw), scan)
+
+        if any(p.action == "reject" for p in plans):
+            for plan in plans:
+                self._event(event, plan, "reject", "refused: " + plan.reason)
+            return f"554 5.7.1 {REJECT_TEXT}"
+
+        outgoing, quarantined = await asyncio.to_thread(
+            self._prepare, raw, sender, plans, certificates
+        )
+        if quarantined:
+            try:
+                await asyncio.to_thread(self._quarantine, raw, sender, quarantined, event)
+            except OSError as e:
+                logger.error("quarantine not writable; answered 451", error=str(e))
+                return TEMPFAIL
+        answer = await self._hand_on(outgoing, event, plans)
+        if answer.startswith("250"):
+            self.messages.record(sender.lower())
+            self.external.record(sender.lower(), tx.external)
+            for plan in plans:
+                if plan.action == "quarantine":
+                    self._event(event, plan, "quarantine", plan.reason)
+        return answer
+
+    # ------------------------------------------------------------------ steps
+
+    def _allowed_network(self, client: str) -> bool:
+        try:
+            address = ipaddress.ip_address(client.removeprefix("::ffff:"))
+        except ValueError:
+            return False
+        return any(address in net for net in self.mail.allowed_networks)
+
+    def _prepare(
+        self,
+        raw: bytes,
+        sender: str,
+        plans: Sequence[RecipientPlan],
+        certificates: Mapping[str, x509.Certificate | None],
+    ) -> tuple[list[Outgoing], list[str]]:
+        """Every message to hand on (protected as planned), and who is quarantined."""
+        by_action: dict[str, list[str]] = {}
+        for plan in plans:
+            by_action.setdefault(plan.action, []).append(plan.recipient)
+        outgoing: list[Outgoing] = []
+        if by_action.get("relay"):
+            outgoing.append(Outgoing(sender, tuple(by_action["relay"]), raw, "relay"))
+        for recipient in by_action.get("smime", []):
+            certificate = certificates[recipient]
+            assert certificate is not None  # plan_recipient chose smime because it exists
+            outgoing.append(
+                Outgoing(sender, (recipient,), smime_encrypt(raw, certificate), "smime")
+            )
+        if by_action.get("password-pdf"):
+            recipients = tuple(by_action["password-pdf"])
+            organisation = self.config.organisation.name
+            pdf, password = password_pdf(raw, organisation=organisation)
+            protected = password_protected_message(
+                raw, pdf, organisation=organisation, sender=sender, recipients=recipients
+            )
+            notice = password_notice(
+                sender=sender,
+                recipients=recipients,
+                password=password,
+                organisation=organisation,
+            )
+            outgoing.append(Outgoing(sender, recipients, protected, "password-pdf"))
+            # The password goes to the sender only, and only after the PDF went out.
+            outgoing.append(Outgoing(sender, (sender,), notice, "notice"))
+        return outgoing, by_action.get("quarantine", [])
+
+    def _quarantine(
+        self, raw: bytes, sender: str, recipients: list[str], event: _EventContext
+    ) -> None:
+        self.spool.put(
+            "quarantine",
+            raw,
+            {
+                "sender": sender,
+                "recipients": recipients,
+                "user": event.user,
+                "at": iso(utc_now()),
+                "message": event.message,
+                "pii_types": event.scan.totals(),
+            },
+            item_id=event.message,
+        )
+
+    async def _hand_on(
+        self, outgoing: list[Outgoing], event: _EventContext, plans: Sequence[RecipientPlan]
+    ) -> str:
+        if not outgoing:
+            return "250 2.0.0 Held for the Registered Manager to review."
+        if self.mail.upstream is None:
+            try:
+                for item in outgoing:
+                    await asyncio.to_thread(self._spool_item, "outbox", item, event)
+            except OSError as e:
+                logger.error("outbox not writable; answered 451", error=str(e))
+                return TEMPFAIL
+            self._events_for(event, plans, outgoing, "outbox")
+            return "250 2.0.0 Written to the outbox (no upstream is configured)."
+        report: DeliveryReport = await asyncio.to_thread(deliver, self.mail, outgoing)
+        if not report.delivered:
+            failure = report.failed[0][1]
+            for plan in plans:
+                self._event(
+                    event,
+                    plan,
+                    "tempfail" if not failure.permanent else "bounced",
+                    f"upstream: {failure.code}",
+                )
+            if failure.permanent:
+                return f"{failure.code} 5.0.0 The next mail server refused it: {failure.text}"
+            return (
+                f"451 4.4.1 The next mail server is not available ({failure.text}); "
+                "please try again later."
+            )
+        # Something went out: aupd now owns the rest and keeps it until it is delivered.
+        try:
+            for item, failure in report.failed:
+                if failure.permanent:
+                    self._bounced(event, item, failure)
+                else:
+                    await asyncio.to_thread(self._spool_item, "queue", item, event)
+        except OSError as e:
+            logger.error("queue not writable after a partial delivery", error=str(e))
+        self._events_for(event, plans, report.delivered, "sent")
+        return "250 2.0.0 Delivered."
+
+    def _spool_item(self, folder: str, item: Outgoing, event: _EventContext) -> None:
+        self.spool.put(
+            folder,
+            item.data,
+            {
+                "sender": item.sender,
+                "recipients": list(item.recipients),
+                "action": item.action,
+                "message": event.message,
+                "user": event.user,
+                "attempts": 0,
+                "created": utc_now().timestamp(),
+                "next_try": utc_now().timestamp(),
+            },
+        )
+
+    # ------------------------------------------------------------------ the queue
+
+    async def run_queue(self, interval: float = 30.0) -> None:
+        """Retry queued messages until delivered, or for five days."""
+        while True:
+            try:
+                await asyncio.to_thread(self.retry_queue_once)
+            except Exception as e:  # the retry loop must survive anything
+                logger.error("queue run failed", error=type(e).__name__)
+            await asyncio.sleep(interval)
+
+    def retry_queue_once(self) -> int:
+        """One pass over the queue; returns how many messages were delivered."""
+        if self.mail.upstream is None:
+            return 0
+        now = utc_now().timestamp()
+        sent = 0
+        for item in self.spool.items("queue"):
+            meta = item.meta
+            if meta.get("next_try", 0) > now:
+                continue
+            outgoing = Outgoing(
+                meta["sender"], tuple(meta["recipients"]), item.read(), meta.get("action", "relay")
+            )
+            report = deliver(self.mail, [outgoing])
+            if report.delivered and not report.failed:
+                self.spool.remove(item)
+                sent += 1
+                continue
+            failure = report.failed[0][1] if report.failed else Failure(451, "unknown")
+            attempts = int(meta.get("attempts", 0)) + 1
+            if failure.permanent or now - meta.get("created", now) > QUEUE_GIVE_UP_SECONDS:
+                self.spool.move(item, "failed")
+                logger.warning(
+                    "queued message given up", message=meta.get("message"), code=failure.code
+                )
+                continue
+            delay = QUEUE_RETRY_SECONDS[min(attempts - 1, len(QUEUE_RETRY_SECONDS) - 1)]
+            self.spool.update(item, {**meta, "attempts": attempts, "next_try": now + delay})
+        return sent
+
+    # ------------------------------------------------------------------ events
+
+    def _refused(
+        self, client: str, who: Identity, sender: str, recipient: str | None, refusal: Refusal
+    ) -> None:
+        self.writer.insert(
+            "mail_events",
+            {
+                "at": iso(utc_now()),
+                "message": new_id(),
+                "user": who.name,
+                "client": client,
+                "sender": sender,
+                "recipient": recipient,
+                "scope": None,
+                "size": 0,
+                "pii": 0,
+                "pii_types": "{}",
+                "protected": 0,
+                "action": "refused",
+                "reason": refusal.event,
+            },
+        )
+        logger.info("mail refused", reason=refusal.event, code=refusal.code, user=who.name)
+
+    def _event(self, event: _EventContext, plan: RecipientPlan, action: str, reason: str) -> None:
+        self.writer.insert(
+            "mail_events",
+            {
+                "at": iso(utc_now()),
+                "message": event.message,
+                "user": event.user,
+                "client": event.client,
+                "sender": event.sender,
+                "recipient": plan.recipient,
+                "scope": plan.scope,
+                "size": event.size,
+                "pii": int(event.scan.pii),
+                "pii_types": json.dumps(event.scan.totals(), sort_keys=True),
+                "protected": int(event.scan.protected),
+                "action": action,
+                "reason": reason,
+            },
+        )
+
+    def _events_for(
+        self,
+        event: _EventContext,
+        plans: Sequence[RecipientPlan],
+        handed_on: Sequence[Outgoing],
+        how: str,
+    ) -> None:
+        for plan in plans:
+            if plan.action == "quarantine":
+                continue
+            suffix = "" if how == "sent" else f" ({how})"
+            self._event(event, plan, plan.action, plan.reason + suffix)
+        logger.info(
+            "mail handled",
+            message=event.message,
+            user=event.user,
+            recipients=len(plans),
+            copies=len(handed_on),
+            pii=event.scan.pii,
+        )
+
+    def _bounced(self, event: _EventContext, item: Outgoing, failure: Failure) -> None:
+        for recipient in item.recipients:
+            plan = RecipientPlan(
+                recipient,
+                recipient_scope(recipient, self.mail),
+                item.action,
+                f"refused by upstream: {failure.code}",
+            )
+            self._event(event, plan, "bounced", plan.reason)
+
+
+def needs_protection(scan: ScanResult) -> tuple[bool, str]:
+    """Must this message be protected for an external recipient, and why?
+
+    Content the scanner could not read (an unknown archive, a damaged document) counts
+    as unchecked, and unchecked content is not sent out in the clear.
+    """
+    if scan.pii:
+        return True, "personal information in the clear"
+    if scan.secure_tag:
+        return True, "[secure] in the subject"
+    if scan.unreadable and not scan.protected:
+        return True, "content that could not be checked"
+    return False, "nothing to protect"
+
+
+@dataclass(frozen=True)
+class _EventContext:
+    message: str
+    user: str
+    client: str
+    sender: str
+    size: int
+    scan: ScanResult
+
+
+def smtp_factory(gateway: Gateway, config: Config) -> SMTP:
+    """An aiosmtpd SMTP protocol instance with aupd's limits."""
+    return SMTP(
+        gateway,
+        data_size_limit=config.mailgate.max_message_size,
+        enable_SMTPUTF8=True,
+        decode_data=False,
+        ident="aupd mail gateway",
+        command_call_limit=100,
+        timeout=300,
+    )

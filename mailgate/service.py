@@ -1,0 +1,54 @@
+"""``aupd mailgate``: the SMTP gateway in the foreground, plus its retry queue."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import click
+
+from aupd import log
+from aupd.cli import App, pass_app
+from aupd.config import Config
+from aupd.store import EventWriter
+
+logger = log.get("aupd.mailgate")
+
+
+async def run_mailgate(config: Config, stop: asyncio.Event | None = None) -> None:
+    """Serve until SIGINT/SIGTERM (or ``stop`` is set)."""
+    from mailgate.gateway import Gateway, smtp_factory
+
+    writer = EventWriter(config.store.path, "mailgate").start()
+    gateway = Gateway(config, writer)
+    loop = asyncio.get_running_loop()
+    listen = config.mailgate.listen
+    server = await loop.create_server(
+        lambda: smtp_factory(gateway, config), listen.host, listen.port
+    )
+    bound = [f"{s.getsockname()[0]}:{s.getsockname()[1]}" for s in server.sockets]
+    stop = stop or asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    queue = asyncio.create_task(gateway.run_queue())
+    logger.info(
+        "mailgate ready",
+        listen=bound,
+        upstream=str(config.mailgate.upstream) if config.mailgate.upstream else "outbox",
+    )
+    try:
+        await stop.wait()
+    finally:
+        server.close()
+        await server.wait_closed()
+        queue.cancel()
+        writer.stop()
+
+
+@click.command("mailgate")
+@pass_app
+def mailgate_command(app: App) -> None:
+    """Run the outbound mail gateway (aiosmtpd) in the foreground."""
+    config = app.config
+    log.configure()
+    asyncio.run(run_mailgate(config))

@@ -1,0 +1,658 @@
+"""The gateway end to end: real SMTP on loopback, a real upstream sink, real S/MIME and
+PDF checks by independent tools (openssl, pypdf)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import email.policy
+import io
+import json
+import re
+import shutil
+import smtplib
+import socket
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+from pypdf import PdfReader
+
+from aupd.config import Config, load_config
+from aupd.store import EventWriter, connect
+from mailgate.gateway import Gateway, smtp_factory
+
+NHS = "943 476 5919"  # a valid NHS number (Modulus 11), grouped: always PII
+ORG = "rosehouse.example"
+PARTNER = "partner@council.example"  # external, has a certificate
+STRANGER = "someone@elsewhere.example"  # external, no certificate
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# ---------------------------------------------------------------------------- the sink
+
+
+@dataclass
+class Received:
+    sender: str
+    recipients: list[str]
+    data: bytes
+
+
+@dataclass
+class SinkHandler:
+    received: list[Received] = field(default_factory=list)
+    answer: str | None = None  # e.g. "451 4.3.0 busy": refuse DATA with this
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.answer:
+            return self.answer
+        self.received.append(
+            Received(
+                envelope.mail_from or "", list(envelope.rcpt_tos), envelope.original_content or b""
+            )
+        )
+        return "250 OK"
+
+
+@pytest.fixture
+def sink() -> Iterator[tuple[SinkHandler, Controller]]:
+    handler = SinkHandler()
+    controller = Controller(
+        handler, hostname="127.0.0.1", port=free_port(), server_kwargs={"decode_data": False}
+    )
+    controller.start()
+    yield handler, controller
+    controller.stop()
+
+
+# ---------------------------------------------------------------------------- certificates
+
+
+@dataclass(frozen=True)
+class Recipient:
+    cert: Path
+    key: Path
+
+
+def make_cert(directory: Path, address: str, key: rsa.RSAPrivateKey) -> Recipient:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, address)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=365))
+        .add_extension(x509.SubjectAlternativeName([x509.RFC822Name(address)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    cert_path = directory / f"{address}.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path = directory.parent / f"{address}.key"
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return Recipient(cert_path, key_path)
+
+
+@pytest.fixture(scope="session")
+def rsa_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+# ---------------------------------------------------------------------------- the gateway
+
+
+def gateway_config(tmp: Path, upstream: int | None, **mailgate: Any) -> Config:
+    settings = {
+        "internal_domains": [ORG],
+        "secure_domains": ["nhs.net"],
+        "allowed_networks": ["127.0.0.0/8"],
+        "on_missing_cert": "password-pdf",
+        **mailgate,
+    }
+    lines = "\n".join(f"{k} = {json.dumps(v)}" for k, v in settings.items())
+    path = tmp / "aupd.toml"
+    path.write_text(
+        '[organisation]\nname = "Rose House Care"\n'
+        '[store]\npath = "state/aupd.db"\nindex_dir = "state/index"\n'
+        '[mailgate]\ncerts_dir = "state/certs"\nspool_dir = "state/mail"\n'
+        + (f'upstream = "127.0.0.1:{upstream}"\n' if upstream else "")
+        + lines
+        + "\n"
+        '[[users]]\nname = "alice"\nemail = "alice@rosehouse.example"\n'
+        'addresses = ["127.0.0.5"]\n'
+        '[[users]]\nname = "bob"\nemail = "bob@rosehouse.example"\nleaver = true\n'
+        '[[users]]\nname = "carol"\nemail = "carol@rosehouse.example"\n'
+    )
+    return load_config(path)
+
+
+@dataclass
+class Running:
+    config: Config
+    port: int
+    gateway: Gateway
+    writer: EventWriter
+
+    def send(
+        self,
+        message: EmailMessage | bytes,
+        sender: str,
+        recipients: list[str],
+        source: str = "127.0.0.1",
+    ) -> tuple[int, str]:
+        """Send one message; (code, text) of the DATA reply (or of the refusal)."""
+        # As real clients do, CRLF line ends (smtplib does not convert bytes).
+        data = (
+            message.as_bytes(policy=email.policy.SMTP)
+            if isinstance(message, EmailMessage)
+            else message
+        )
+        with smtplib.SMTP("127.0.0.1", self.port, source_address=(source, 0), timeout=30) as c:
+            try:
+                c.sendmail(sender, recipients, data)
+            except smtplib.SMTPRecipientsRefused as e:
+                code, text = next(iter(e.recipients.values()))
+                return code, text.decode()
+            except smtplib.SMTPResponseException as e:
+                return e.smtp_code, e.smtp_error.decode()
+        return 250, "OK"
+
+    def events(self) -> list[dict[str, Any]]:
+        self.writer.flush()
+        db = connect(self.config.store.path)
+        return [dict(r) for r in db.query("SELECT * FROM mail_events ORDER BY id")]
+
+
+class GatewayController(Controller):
+    def __init__(self, gateway: Gateway, config: Config, port: int) -> None:
+        super().__init__(gateway, hostname="127.0.0.1", port=port)
+        self._config = config
+
+    def factory(self) -> SMTP:
+        return smtp_factory(self.handler, self._config)
+
+
+def start_gateway(config: Config) -> tuple[Running, GatewayController]:
+    writer = EventWriter(config.store.path, "mailgate", flush_interval=3600)
+    gateway = Gateway(config, writer)
+    controller = GatewayController(gateway, config, free_port())
+    controller.start()
+    return Running(config, controller.port, gateway, writer), controller
+
+
+@pytest.fixture
+def partner(tmp_path: Path, rsa_key: rsa.RSAPrivateKey) -> Recipient:
+    return make_cert(tmp_path / "state" / "certs", PARTNER, rsa_key)
+
+
+@pytest.fixture
+def gateway(
+    tmp_path: Path, sink: tuple[SinkHandler, Controller], partner: Recipient
+) -> Iterator[Running]:
+    running, controller = start_gateway(gateway_config(tmp_path, sink[1].port))
+    yield running
+    controller.stop()
+    running.writer.stop()
+
+
+def message(
+    to: str, body: str, subject: str = "Care plan update", sender: str = "alice@rosehouse.example"
+) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = sender, to, subject
+    msg["Message-ID"] = "<test@rosehouse.example>"
+    msg.set_content(body)
+    return msg
+
+
+def openssl_decrypt(data: bytes, recipient: Recipient, tmp: Path) -> bytes:
+    infile = tmp / "in.eml"
+    infile.write_bytes(data)
+    return subprocess.run(
+        [
+            "openssl",
+            "smime",
+            "-decrypt",
+            "-in",
+            str(infile),
+            "-recip",
+            str(recipient.cert),
+            "-inkey",
+            str(recipient.key),
+        ],
+        capture_output=True,
+        check=True,
+    ).stdout
+
+
+def no_clear_pii(data: bytes) -> bool:
+    digits = re.sub(rb"\D", b"", data)
+    return NHS.replace(" ", "").encode() not in digits and NHS.encode() not in data
+
+
+# ---------------------------------------------------------------------------- routing
+
+
+def test_internal_mail_with_pii_goes_unchanged(
+    gateway: Running, sink: tuple[SinkHandler, Any]
+) -> None:
+    msg = message("carol@rosehouse.example", f"NHS number {NHS}")
+    assert (
+        gateway.send(
+            msg, "alice@rosehouse.example", ["carol@rosehouse.example"], source="127.0.0.5"
+        )[0]
+        == 250
+    )
+    [got] = sink[0].received
+    assert got.recipients == ["carol@rosehouse.example"]
+    # smtplib ends the DATA with CRLF; everything else must be byte for byte the same.
+    assert got.data == msg.as_bytes(policy=email.policy.SMTP)
+
+
+def test_external_mail_without_pii_goes_unchanged(
+    gateway: Running, sink: tuple[SinkHandler, Any]
+) -> None:
+    msg = message(STRANGER, "See you at the meeting on 12/03/2026, call 07700 900123.")
+    assert gateway.send(msg, "alice@rosehouse.example", [STRANGER], "127.0.0.5")[0] == 250
+    [got] = sink[0].received
+    assert b"07700 900123" in got.data
+
+
+def test_pii_to_a_recipient_with_a_certificate_is_smime_encrypted(
+    gateway: Running, sink: tuple[SinkHandler, Any], partner: Recipient, tmp_path: Path
+) -> None:
+    msg = message(PARTNER, f"Resident: Mrs Jones, NHS number {NHS}.", subject="Mrs Jones")
+    assert gateway.send(msg, "alice@rosehouse.example", [PARTNER], "127.0.0.5")[0] == 250
+    [got] = sink[0].received
+    assert no_clear_pii(got.data)
+    outer = email.message_from_bytes(got.data, policy=email.policy.default)
+    assert "Mrs Jones" not in str(outer["Subject"])
+    assert outer.get_content_type() == "application/pkcs7-mime"
+    inner = openssl_decrypt(got.data, partner, tmp_path)
+    assert NHS.encode() in inner and b"Mrs Jones" in inner
+
+
+def test_pii_without_a_certificate_becomes_a_password_pdf(
+    gateway: Running, sink: tuple[SinkHandler, Any]
+) -> None:
+    msg = message(STRANGER, f"Patient DOB: 01/02/1950, NHS number {NHS}.")
+    msg.add_attachment(
+        b"name,nhs\nMrs Jones,9434765919\n",
+        maintype="text",
+        subtype="csv",
+        filename="residents.csv",
+    )
+    assert gateway.send(msg, "alice@rosehouse.example", [STRANGER], "127.0.0.5")[0] == 250
+    protected, notice = sink[0].received
+    assert protected.recipients == [STRANGER] and no_clear_pii(protected.data)
+    assert notice.recipients == ["alice@rosehouse.example"]
+    assert no_clear_pii(notice.data)
+    outer = email.message_from_bytes(protected.data, policy=email.policy.default)
+    pdfs = [p for p in outer.iter_attachments() if p.get_content_type() == "application/pdf"]
+    assert len(pdfs) == 1
+    reader = PdfReader(io.BytesIO(pdfs[0].get_content()))
+    assert reader.is_encrypted
+    notice_text = email.message_from_bytes(notice.data, policy=email.policy.default)
+    body = notice_text.get_body(preferencelist=("plain",))
+    assert body is not None
+    candidates = re.findall(r"[A-Za-z0-9-]{16,}", body.get_content())
+    assert any(reader.decrypt(pw) for pw in candidates)  # the notice carries the password
+    text = "".join(page.extract_text() for page in reader.pages)
+    assert NHS in text or NHS.replace(" ", "") in text.replace(" ", "")
+    assert STRANGER.encode() not in notice.recipients[0].encode()
+
+
+@pytest.mark.parametrize("mode", ["reject", "quarantine"])
+def test_on_missing_cert_reject_and_quarantine(
+    tmp_path: Path, sink: tuple[SinkHandler, Controller], mode: str
+) -> None:
+    running, controller = start_gateway(
+        gateway_config(tmp_path, sink[1].port, on_missing_cert=mode)
+    )
+    try:
+        code, text = running.send(
+            message(STRANGER, f"NHS {NHS}"), "carol@rosehouse.example", [STRANGER]
+        )
+    finally:
+        controller.stop()
+        running.writer.stop()
+    assert sink[0].received == []
+    quarantine = list((tmp_path / "state" / "mail" / "quarantine").glob("*.eml"))
+    if mode == "reject":
+        assert code == 554 and "NHSmail" in text and "password" in text
+        assert quarantine == []
+    else:
+        assert code == 250
+        assert len(quarantine) == 1 and NHS.encode() in quarantine[0].read_bytes()
+    actions = {e["action"] for e in running.events()}
+    assert actions == {mode}
+
+
+def test_mixed_recipients_are_handled_each_as_they_need(
+    gateway: Running, sink: tuple[SinkHandler, Any], partner: Recipient, tmp_path: Path
+) -> None:
+    rcpts = ["carol@rosehouse.example", "gp@nhs.net", PARTNER, STRANGER]
+    msg = message(", ".join(rcpts), f"NHS number {NHS}")
+    assert gateway.send(msg, "alice@rosehouse.example", rcpts, "127.0.0.5")[0] == 250
+    by_rcpt = {tuple(r.recipients): r for r in sink[0].received}
+    assert set(by_rcpt) == {
+        ("carol@rosehouse.example", "gp@nhs.net"),
+        (PARTNER,),
+        (STRANGER,),
+        ("alice@rosehouse.example",),
+    }
+    assert NHS.encode() in by_rcpt[("carol@rosehouse.example", "gp@nhs.net")].data
+    assert no_clear_pii(by_rcpt[(PARTNER,)].data)
+    assert NHS.encode() in openssl_decrypt(by_rcpt[(PARTNER,)].data, partner, tmp_path)
+    assert no_clear_pii(by_rcpt[(STRANGER,)].data)
+    actions = {e["recipient"]: e["action"] for e in gateway.events()}
+    assert actions == {
+        "carol@rosehouse.example": "relay",
+        "gp@nhs.net": "relay",
+        PARTNER: "smime",
+        STRANGER: "password-pdf",
+    }
+
+
+@pytest.mark.parametrize("subject", ["[secure] minutes", "[SECURE] minutes", "Re: [Secure] x"])
+def test_secure_subject_is_protected_even_without_pii(
+    gateway: Running, sink: tuple[SinkHandler, Any], subject: str
+) -> None:
+    msg = message(PARTNER, "Nothing identifiable here.", subject=subject)
+    assert gateway.send(msg, "alice@rosehouse.example", [PARTNER], "127.0.0.5")[0] == 250
+    [got] = sink[0].received
+    assert b"Nothing identifiable" not in got.data
+    assert b"minutes" not in got.data
+
+
+def test_store_records_decisions_but_never_content(
+    gateway: Running, sink: tuple[SinkHandler, Any]
+) -> None:
+    msg = message(STRANGER, f"NHS number {NHS}", subject="About Mrs Jones")
+    msg.add_attachment(
+        b"x", maintype="application", subtype="octet-stream", filename="jones-care-plan.bin"
+    )
+    gateway.send(msg, "alice@rosehouse.example", [STRANGER], "127.0.0.5")
+    [event] = [e for e in gateway.events() if e["recipient"] == STRANGER]
+    assert event["action"] == "password-pdf" and event["pii"] == 1
+    assert json.loads(event["pii_types"]) == {"nhs_number": 1}
+    assert event["user"] == "alice" and event["scope"] == "external"
+    dump = "\n".join(connect(gateway.config.store.path).iterdump())
+    for secret in (NHS, NHS.replace(" ", ""), "Mrs Jones", "jones-care-plan"):
+        assert secret not in dump
+
+
+# ---------------------------------------------------------------------------- who may send
+
+
+@pytest.mark.parametrize(
+    ("sender", "source", "code", "words"),
+    [
+        ("alice@rosehouse.example", "127.0.0.5", 250, ""),
+        ("carol@rosehouse.example", "127.0.0.9", 250, ""),  # no devices configured for carol
+        ("bob@rosehouse.example", "127.0.0.9", 550, "switched off"),  # a leaver
+        ("carol@rosehouse.example", "127.0.0.5", 550, "belongs to somebody else"),  # alice
+        ("alice@rosehouse.example", "127.0.0.9", 550, "own devices"),  # not alice's device
+        ("ceo@bigbank.example", "127.0.0.5", 550, "our own domains"),
+    ],
+)
+def test_sender_rules(gateway: Running, sender: str, source: str, code: int, words: str) -> None:
+    got, text = gateway.send(message(STRANGER, "hello", sender=sender), sender, [STRANGER], source)
+    assert got == code, text
+    assert words in text
+
+
+def test_not_an_open_relay(tmp_path: Path, sink: tuple[SinkHandler, Controller]) -> None:
+    running, controller = start_gateway(
+        gateway_config(tmp_path, sink[1].port, allowed_networks=["127.0.0.5/32"])
+    )
+    try:
+        code, text = running.send(
+            message(STRANGER, "hi", sender="carol@rosehouse.example"),
+            "carol@rosehouse.example",
+            [STRANGER],
+            source="127.0.0.7",
+        )
+    finally:
+        controller.stop()
+        running.writer.stop()
+    assert code == 554 and "Relaying" in text
+    assert sink[0].received == []
+    assert [e["reason"] for e in running.events()] == ["relay-denied"]
+
+
+def test_hourly_message_limit(tmp_path: Path, sink: tuple[SinkHandler, Controller]) -> None:
+    running, controller = start_gateway(
+        gateway_config(tmp_path, sink[1].port, max_messages_per_hour=2)
+    )
+    try:
+        codes = [
+            running.send(
+                message(STRANGER, "hi", sender="carol@rosehouse.example"),
+                "carol@rosehouse.example",
+                [STRANGER],
+            )[0]
+            for _ in range(3)
+        ]
+    finally:
+        controller.stop()
+        running.writer.stop()
+    assert codes == [250, 250, 451]
+    assert len(sink[0].received) == 2
+    assert [e["reason"] for e in running.events() if e["action"] == "refused"] == ["rate-limit"]
+
+
+def test_oversized_message_gets_552(tmp_path: Path, sink: tuple[SinkHandler, Controller]) -> None:
+    running, controller = start_gateway(
+        gateway_config(tmp_path, sink[1].port, max_message_size=10_000)
+    )
+    try:
+        code, _ = running.send(
+            message(STRANGER, "x" * 20_000, sender="carol@rosehouse.example"),
+            "carol@rosehouse.example",
+            [STRANGER],
+        )
+    finally:
+        controller.stop()
+        running.writer.stop()
+    assert code == 552
+
+
+# ---------------------------------------------------------------------------- failures
+
+
+def test_upstream_down_gives_451_then_the_retry_is_delivered_once(
+    tmp_path: Path, sink: tuple[SinkHandler, Controller]
+) -> None:
+    port = free_port()  # nothing listens here yet
+    running, controller = start_gateway(gateway_config(tmp_path, port))
+    msg = message(STRANGER, "hello", sender="carol@rosehouse.example")
+    try:
+        code, text = running.send(msg, "carol@rosehouse.example", [STRANGER])
+        assert code == 451, text
+        handler = SinkHandler()
+        upstream = Controller(handler, hostname="127.0.0.1", port=port)
+        upstream.start()
+        try:
+            assert running.send(msg, "carol@rosehouse.example", [STRANGER])[0] == 250
+        finally:
+            upstream.stop()
+    finally:
+        controller.stop()
+        running.writer.stop()
+    assert len(handler.received) == 1
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"), [("451 4.3.0 busy", 451), ("554 5.7.1 no thanks", 554)]
+)
+def test_upstream_refusal_is_passed_back(
+    gateway: Running, sink: tuple[SinkHandler, Any], answer: str, expected: int
+) -> None:
+    sink[0].answer = answer
+    code, _ = gateway.send(
+        message(STRANGER, "hello"), "alice@rosehouse.example", [STRANGER], "127.0.0.5"
+    )
+    assert code == expected
+
+
+def test_no_upstream_writes_the_outbox(tmp_path: Path) -> None:
+    running, controller = start_gateway(gateway_config(tmp_path, None))
+    try:
+        assert (
+            running.send(
+                message(STRANGER, "hi", sender="carol@rosehouse.example"),
+                "carol@rosehouse.example",
+                [STRANGER],
+            )[0]
+            == 250
+        )
+    finally:
+        controller.stop()
+        running.writer.stop()
+    outbox = tmp_path / "state" / "mail" / "outbox"
+    [eml] = list(outbox.glob("*.eml"))
+    assert b"hi" in eml.read_bytes()
+    meta = json.loads(eml.with_suffix(".json").read_text())
+    assert meta["recipients"] == [STRANGER]
+
+
+class FailingGateway(Gateway):
+    """Stands in for a bug inside aupd: the one fault that cannot be made real."""
+
+    def _prepare(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("boom")
+
+
+def test_an_internal_error_answers_451_not_500(
+    tmp_path: Path, sink: tuple[SinkHandler, Controller]
+) -> None:
+    config = gateway_config(tmp_path, sink[1].port)
+    writer = EventWriter(config.store.path, "mailgate", flush_interval=3600)
+    controller = GatewayController(FailingGateway(config, writer), config, free_port())
+    controller.start()
+    try:
+        running = Running(config, controller.port, controller.handler, writer)
+        code, _ = running.send(
+            message(STRANGER, f"NHS {NHS}", sender="carol@rosehouse.example"),
+            "carol@rosehouse.example",
+            [STRANGER],
+        )
+    finally:
+        controller.stop()
+        writer.stop()
+    assert code == 451
+    assert sink[0].received == []
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"Subject: broken\r\nContent-Type: multipart/mixed; boundary=zzz\r\n\r\n--zzz\r\n"
+        b"Content-Type: text/plain\r\n\r\nNHS 943 476 5919\r\n--yyy--\r\n",
+        b"Subject: b64\r\nContent-Transfer-Encoding: base64\r\n\r\n!!!not base64 at all 943 476 "
+        b"5919",
+        b"Subject: =?utf-8?q?=E2=96broken?=\r\n\r\nNHS number 943-476-5919\r\n",
+        b"no headers at all, NHS 943 476 5919",
+    ],
+)
+def test_malformed_mime_never_500_and_never_clear_pii(
+    gateway: Running, sink: tuple[SinkHandler, Any], raw: bytes
+) -> None:
+    code, _ = gateway.send(raw, "alice@rosehouse.example", [STRANGER], "127.0.0.5")
+    assert code in (250, 451, 554)
+    for got in sink[0].received:
+        if got.recipients == [STRANGER]:
+            assert no_clear_pii(got.data)
+
+
+# ---------------------------------------------------------------------------- swaks
+
+
+def test_swaks_client(
+    gateway: Running, sink: tuple[SinkHandler, Any], partner: Recipient, tmp_path: Path
+) -> None:
+    if shutil.which("swaks") is None:
+        pytest.fail("swaks is needed (.ci/run installs it)")
+    result = subprocess.run(
+        [
+            "swaks",
+            "--server",
+            f"127.0.0.1:{gateway.port}",
+            "--local-interface",
+            "127.0.0.5",
+            "--from",
+            "alice@rosehouse.example",
+            "--to",
+            PARTNER,
+            "--header",
+            "Subject: resident",
+            "--body",
+            f"NHS number {NHS}",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    [got] = sink[0].received
+    assert no_clear_pii(got.data)
+    assert NHS.encode() in openssl_decrypt(got.data, partner, tmp_path)
+
+
+def test_unreadable_content_is_not_sent_out_in_the_clear(
+    gateway: Running, sink: tuple[SinkHandler, Any]
+) -> None:
+    msg = message(STRANGER, "Please see the archive.")
+    # A 7z archive: aupd cannot look inside, so it cannot say there is no PII in it.
+    msg.add_attachment(
+        b"7z\xbc\xaf\x27\x1c" + bytes(range(256)) * 4,
+        maintype="application",
+        subtype="x-7z-compressed",
+        filename="notes.7z",
+    )
+    code, text = gateway.send(msg, "alice@rosehouse.example", [STRANGER], "127.0.0.5")
+    assert code == 250, text
+    protected, _notice = sink[0].received
+    assert b"7z\xbc\xaf" not in protected.data and b"N3q8ryc" not in protected.data
+    [event] = [e for e in gateway.events() if e["recipient"] == STRANGER]
+    assert event["action"] == "password-pdf"
+    assert "could not be checked" in event["reason"]
+
+
+def test_pictures_alone_do_not_need_protection(
+    gateway: Running, sink: tuple[SinkHandler, Any]
+) -> None:
+    msg = message(STRANGER, "Our new logo.")
+    msg.add_attachment(
+        b"\x89PNG\r\n\x1a\n" + bytes(200), maintype="image", subtype="png", filename="logo.png"
+    )
+    assert gateway.send(msg, "alice@rosehouse.example", [STRANGER], "127.0.0.5")[0] == 250
+    [got] = sink[0].received
+    assert got.recipients == [STRANGER] and b"Our new logo." in got.data
