@@ -93,10 +93,23 @@ def _mail_events(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX mail_events_user ON mail_events(user, at)")
 
 
+def _client_register(db: sqlite_utils.Database) -> None:
+    # HMAC-SHA-256 digests only; the key lives in secret.key, apart from this file.
+    db.execute(
+        """CREATE TABLE client_register (
+            name BLOB NOT NULL,
+            nhs_number BLOB,
+            date_of_birth BLOB
+        )"""
+    )
+    db.execute("CREATE TABLE client_register_meta (imported_at TEXT NOT NULL, people INTEGER)")
+
+
 # Append-only: a migration, once released, is never edited; add a new one instead.
 MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("0001_web_events", _web_events),
     ("0002_mail_events", _mail_events),
+    ("0003_client_register", _client_register),
 )
 
 # Roll-up tables: name -> (key columns, counter columns).

@@ -1,7 +1,8 @@
 """``aupd mail``: mail gateway tools that run without the gateway.
 
 ``aupd mail scan FILE.eml...`` reports what the gateway's PII scan finds in saved
-messages, without sending anything. It needs no configuration file.
+messages, without sending anything; it needs no configuration file.
+``aupd mail register import/status`` manages the client register.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Final
 
 import click
 
+from aupd.cli import App, fail, pass_app
 from mailgate.scan import ScanResult, scan_message
 
 __all__ = ["mail_group"]
@@ -81,3 +83,44 @@ def _summary(file: str, result: ScanResult) -> str:
         lines.append("  subject asks for encryption ([secure])")
     lines += [f"  unscanned: {u}" for u in result.unscanned]
     return "\n".join(lines)
+
+
+@mail_group.group("register")
+def register_group() -> None:
+    """The client register: service users the gateway recognises (stored as hashes)."""
+
+
+@register_group.command("import")
+@click.argument("csv_file", type=click.Path(dir_okay=False, path_type=Path))
+@pass_app
+def register_import_command(app: App, csv_file: Path) -> None:
+    """Replace the client register with the people in CSV_FILE.
+
+    The first row names the columns: a name column ("name") and an NHS number
+    ("nhs number") and/or date of birth ("date of birth") column. Only salted hashes are
+    kept; delete the CSV once imported.
+    """
+    from mailgate.register import RegisterError, import_csv
+
+    try:
+        count = import_csv(app.config, csv_file)
+    except RegisterError as e:
+        fail(str(e))
+    click.echo(f"Imported {count} service users into the client register (hashes only).")
+    click.echo(
+        f"The gateway picks the new register up within a minute. You can now delete {csv_file}."
+    )
+
+
+@register_group.command("status")
+@pass_app
+def register_status_command(app: App) -> None:
+    """How many people the register holds and when it was imported."""
+    from mailgate.register import load_register, register_stamp
+
+    stamp = register_stamp(app.config)
+    register = load_register(app.config)
+    if stamp is None or register is None:
+        click.echo("The client register is empty (import one with 'aupd mail register import').")
+        return
+    click.echo(f"{len(register)} service users, imported {stamp}.")

@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from cryptography import x509
@@ -24,12 +24,14 @@ from aupd.config import Config
 from aupd.store import EventWriter, iso, utc_now
 from aupd.users import UNKNOWN, Directory, Identity
 from mailgate.certs import CertDirectory
+from mailgate.pii import ClientRegister
 from mailgate.protect import (
     password_notice,
     password_pdf,
     password_protected_message,
     smime_encrypt,
 )
+from mailgate.register import load_register, register_stamp
 from mailgate.relay import DeliveryReport, Failure, Outgoing, deliver
 from mailgate.rules import (
     REJECT_TEXT,
@@ -48,6 +50,7 @@ logger = log.get("aupd.mailgate")
 TEMPFAIL = "451 4.3.0 The mail gateway had a temporary problem; please try again later."
 QUEUE_RETRY_SECONDS = (60, 300, 900, 3600, 3600 * 4)
 QUEUE_GIVE_UP_SECONDS = 5 * 24 * 3600
+REGISTER_CHECK_SECONDS = 60.0
 
 
 @dataclass
@@ -71,7 +74,9 @@ class Gateway:
         self.spool = Spool(self.mail.spool_dir)
         self.messages = HourlyLimit(self.mail.max_messages_per_hour)
         self.external = HourlyLimit(self.mail.max_external_recipients_per_hour)
-        self.register: Any = None
+        self._register: ClientRegister | None = None
+        self._register_stamp: str | None = None
+        self._register_checked = float("-inf")
 
     # ------------------------------------------------------------------ SMTP hooks
 
@@ -148,7 +153,7 @@ class Gateway:
         raw = envelope.original_content or b""
         sender = envelope.mail_from or ""
         message_id = new_id()
-        scan = await asyncio.to_thread(scan_message, raw, register=self.register)
+        scan = await asyncio.to_thread(scan_message, raw, register=self.register())
         needs, why = needs_protection(scan)
         # Looked up once: a certificate may expire between two lookups.
         certificates = {r: self.certs.lookup(r) for r in envelope.rcpt_tos} if needs else {}
@@ -188,6 +193,17 @@ class Gateway:
         return answer
 
     # ------------------------------------------------------------------ steps
+
+    def register(self) -> ClientRegister | None:
+        """The client register, re-read at most once a minute if it was re-imported."""
+        now = time.monotonic()
+        if now - self._register_checked >= REGISTER_CHECK_SECONDS:
+            self._register_checked = now
+            stamp = register_stamp(self.config)
+            if stamp != self._register_stamp:
+                self._register = load_register(self.config)
+                self._register_stamp = stamp
+        return self._register
 
     def _allowed_network(self, client: str) -> bool:
         try:
