@@ -23,6 +23,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+pytest_plugins = ["tests.mailhelpers"]
+
 FIXTURES = Path(__file__).parent / "fixtures"
 BLOCKLIST_FIXTURES = FIXTURES / "blocklists"
 VENV_BIN = Path(sys.executable).parent

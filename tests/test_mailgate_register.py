@@ -14,18 +14,13 @@ from aupd.store import connect
 from mailgate.register import RegisterError, import_csv, load_register
 from mailgate.scan import scan_message
 from tests.conftest import AUPD
-from tests.test_mailgate_gateway import (  # noqa: F401 (fixtures)
-    STRANGER,
-    Running,
-    SinkHandler,
-    gateway,
-    message,
-    partner,
-    rsa_key,
-    sink,
-)
+from tests.mailhelpers import STRANGER, Running, SinkHandler
 
-CSV = "Name,NHS Number,Date of Birth\nMargaret Jones,943 476 5919,12/03/1941\nAlan Smith,,1938-07-01\n"
+CSV = (
+    "Name,NHS Number,Date of Birth\n"
+    "Margaret Jones,943 476 5919,12/03/1941\n"
+    "Alan Smith,,1938-07-01\n"
+)
 MENTION = b"Subject: update\r\n\r\nMargaret Jones (12/03/1941) is settling in well.\r\n"
 
 
