@@ -377,6 +377,22 @@ SCHEMA: tuple[Section, ...] = (
                 "File holding the upstream password (kept out of this file).",
                 is_path=True,
             ),
+            Key(
+                "tls_cert",
+                _as_str,
+                "",
+                "Certificate (PEM) for STARTTLS to clients. Needed for SMTP AUTH.",
+                is_path=True,
+            ),
+            Key("tls_key", _as_str, "", "Private key (PEM) for tls_cert.", is_path=True),
+            Key(
+                "auth_htpasswd",
+                _as_str,
+                "",
+                "htpasswd file (bcrypt) of staff who may send from outside allowed_networks "
+                "with SMTP AUTH over STARTTLS. Empty: no AUTH.",
+                is_path=True,
+            ),
         ),
     ),
     Section(
@@ -466,6 +482,9 @@ class MailgateConfig:
     upstream_tls: str
     upstream_user: str
     upstream_password_file: Path | None
+    tls_cert: Path | None
+    tls_key: Path | None
+    auth_htpasswd: Path | None
 
 
 @dataclass(frozen=True)
@@ -592,6 +611,23 @@ def _read_table(
     return out
 
 
+def _mailgate(values: dict[str, Any], file_label: str) -> MailgateConfig:
+    mail = MailgateConfig(**values)
+    if bool(mail.tls_cert) != bool(mail.tls_key):
+        raise ConfigError(file_label, "mailgate.tls_key", "tls_cert and tls_key go together")
+    if mail.auth_htpasswd and not mail.tls_cert:
+        raise ConfigError(
+            file_label,
+            "mailgate.auth_htpasswd",
+            "SMTP AUTH needs STARTTLS: set tls_cert and tls_key too",
+        )
+    for key in ("tls_cert", "tls_key", "auth_htpasswd"):
+        path = getattr(mail, key)
+        if path is not None and not path.is_file():
+            raise ConfigError(file_label, f"mailgate.{key}", f"{path} does not exist")
+    return mail
+
+
 def _build(raw: dict[str, Any], file_label: str, base_dir: Path, path: Path | None) -> Config:
     for name in raw:
         if name not in SECTIONS and name != "groups":
@@ -693,7 +729,7 @@ def _build(raw: dict[str, Any], file_label: str, base_dir: Path, path: Path | No
         blocklists=tuple(sources),
         users=tuple(users),
         groups=groups,
-        mailgate=MailgateConfig(**table("mailgate")),
+        mailgate=_mailgate(table("mailgate"), file_label),
         web=WebConfig(**table("web")),
         file=path,
         base_dir=base_dir,

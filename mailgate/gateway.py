@@ -12,15 +12,18 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import ssl
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from cryptography import x509
 
 from aupd import log
 from aupd.config import Config
+from aupd.htpasswd import Htpasswd
 from aupd.store import EventWriter, iso, utc_now
 from aupd.users import UNKNOWN, Directory, Identity
 from mailgate.certs import CertDirectory
@@ -468,8 +471,52 @@ class _EventContext:
     scan: ScanResult
 
 
-def smtp_factory(gateway: Gateway, config: Config) -> SMTP:
-    """An aiosmtpd SMTP protocol instance with aupd's limits."""
+class Authenticator:
+    """SMTP AUTH (LOGIN/PLAIN, only over STARTTLS) against the htpasswd file; repeated
+    failures from one address are refused for an hour, against password guessing."""
+
+    MAX_FAILURES_PER_HOUR = 20  # clients try several mechanisms per login
+
+    def __init__(self, htpasswd: Htpasswd) -> None:
+        self.htpasswd = htpasswd
+        self.failures = HourlyLimit(self.MAX_FAILURES_PER_HOUR)
+
+    def __call__(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        mechanism: str,
+        auth_data: Any,
+    ) -> AuthResult:
+        client = session.peer[0] if isinstance(session.peer, tuple) else "-"
+        if not isinstance(auth_data, LoginPassword):
+            return AuthResult(success=False, handled=False)
+        if not self.failures.allows(client):
+            logger.warning("smtp auth refused: too many failures", client=client)
+            return AuthResult(success=False, handled=False)
+        user = auth_data.login.decode(errors="replace")
+        if self.htpasswd.check(user, auth_data.password.decode(errors="replace")):
+            return AuthResult(success=True, auth_data=user)
+        self.failures.record(client)
+        logger.info("smtp auth failed", client=client)
+        return AuthResult(success=False, handled=False)
+
+
+def tls_context(config: Config) -> ssl.SSLContext | None:
+    mail = config.mailgate
+    if mail.tls_cert is None or mail.tls_key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(mail.tls_cert, mail.tls_key)
+    return context
+
+
+def smtp_factory(
+    gateway: Gateway, config: Config, authenticator: Authenticator | None = None
+) -> SMTP:
+    """An aiosmtpd SMTP protocol instance with aupd's limits, STARTTLS and AUTH."""
     return SMTP(
         gateway,
         data_size_limit=config.mailgate.max_message_size,
@@ -478,4 +525,12 @@ def smtp_factory(gateway: Gateway, config: Config) -> SMTP:
         ident="aupd mail gateway",
         command_call_limit=100,
         timeout=300,
+        tls_context=tls_context(config),
+        authenticator=authenticator,
+        auth_require_tls=True,
     )
+
+
+def make_authenticator(config: Config) -> Authenticator | None:
+    path = config.mailgate.auth_htpasswd
+    return Authenticator(Htpasswd.load(path)) if path else None

@@ -764,8 +764,11 @@ def detect_table(
         for i, h in enumerate(header)
         if _is_nhs_header(h) or _is_dob_header(h)
     }
+    # The header row is ordinary text in full: a one-row "table" (a CSV holding just
+    # "NHS number 943 476 5919") has its identifiers there.
     ordinary = "\n\n".join(
-        "\t".join(cell for i, cell in enumerate(row) if i not in special) for row in table
+        "\t".join(cell for i, cell in enumerate(row) if r == 0 or i not in special)
+        for r, row in enumerate(table)
     )
     found = _scan(ordinary, nhs_field=False, dob_field=False, candidates=False)
     for col, (nhs_field, dob_field) in special.items():

@@ -17,14 +17,15 @@ logger = log.get("aupd.mailgate")
 
 async def run_mailgate(config: Config, stop: asyncio.Event | None = None) -> None:
     """Serve until SIGINT/SIGTERM (or ``stop`` is set)."""
-    from mailgate.gateway import Gateway, smtp_factory
+    from mailgate.gateway import Gateway, make_authenticator, smtp_factory
 
     writer = EventWriter(config.store.path, "mailgate").start()
     gateway = Gateway(config, writer)
+    authenticator = make_authenticator(config)
     loop = asyncio.get_running_loop()
     listen = config.mailgate.listen
     server = await loop.create_server(
-        lambda: smtp_factory(gateway, config), listen.host, listen.port
+        lambda: smtp_factory(gateway, config, authenticator), listen.host, listen.port
     )
     bound = [f"{s.getsockname()[0]}:{s.getsockname()[1]}" for s in server.sockets]
     stop = stop or asyncio.Event()

@@ -27,7 +27,7 @@ from cryptography.x509.oid import NameOID
 
 from aupd.config import Config, load_config
 from aupd.store import EventWriter, connect
-from mailgate.gateway import Gateway, smtp_factory
+from mailgate.gateway import Gateway, make_authenticator, smtp_factory
 
 NHS = "943 476 5919"  # a valid NHS number (Modulus 11), grouped: always PII
 ORG = "rosehouse.example"
@@ -189,9 +189,10 @@ class GatewayController(Controller):
     def __init__(self, gateway: Gateway, config: Config, port: int) -> None:
         super().__init__(gateway, hostname="127.0.0.1", port=port)
         self._config = config
+        self._authenticator = make_authenticator(config)  # one per server, as in production
 
     def factory(self) -> SMTP:
-        return smtp_factory(self.handler, self._config)
+        return smtp_factory(self.handler, self._config, self._authenticator)
 
 
 def start_gateway(config: Config) -> tuple[Running, GatewayController]:

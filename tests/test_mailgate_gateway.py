@@ -9,7 +9,9 @@ import io
 import json
 import re
 import shutil
+import smtplib
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -436,3 +438,83 @@ def test_pictures_alone_do_not_need_protection(
     assert gateway.send(msg, "alice@rosehouse.example", [STRANGER], "127.0.0.5")[0] == 250
     [got] = sink[0].received
     assert got.recipients == [STRANGER] and b"Our new logo." in got.data
+
+
+# ---------------------------------------------------------------------------- SMTP AUTH
+
+
+@pytest.fixture
+def auth_gateway(tmp_path: Path, sink: tuple[SinkHandler, Controller]) -> Iterator[Running]:
+    import bcrypt
+
+    from tests.conftest import self_signed
+
+    cert, key = self_signed(tmp_path, "mail.rosehouse.example")
+    htpasswd = tmp_path / "htpasswd"
+    hashed = bcrypt.hashpw(b"correct horse", bcrypt.gensalt(rounds=4)).decode()
+    htpasswd.write_text(f"alice:{hashed.replace('$2b$', '$2y$')}\n")
+    config = gateway_config(
+        tmp_path,
+        sink[1].port,
+        allowed_networks=["127.0.0.5/32"],
+        tls_cert=str(cert),
+        tls_key=str(key),
+        auth_htpasswd=str(htpasswd),
+    )
+    running, controller = start_gateway(config)
+    running.cert = cert  # type: ignore[attr-defined]
+    yield running
+    controller.stop()
+    running.writer.stop()
+
+
+def auth_send(
+    running: Running, user: str | None, password: str, tls: bool = True
+) -> tuple[int, str]:
+    import ssl
+
+    with smtplib.SMTP(
+        "127.0.0.1", running.port, source_address=("127.0.0.7", 0), timeout=30
+    ) as client:
+        client.ehlo()
+        if tls:
+            context = ssl.create_default_context(cafile=str(running.cert))  # type: ignore[attr-defined]
+            context.check_hostname = False
+            client.starttls(context=context)
+            client.ehlo()
+        try:
+            if user is not None:
+                client.login(user, password)
+            client.sendmail(
+                "alice@rosehouse.example",
+                [STRANGER],
+                message(STRANGER, "hello").as_bytes(policy=email.policy.SMTP),
+            )
+        except smtplib.SMTPResponseException as e:
+            return e.smtp_code, e.smtp_error.decode()
+        except smtplib.SMTPRecipientsRefused as e:
+            code, text = next(iter(e.recipients.values()))
+            return code, text.decode()
+    return 250, "OK"
+
+
+def test_smtp_auth_over_starttls_lets_staff_send_from_outside(
+    auth_gateway: Running, sink: tuple[SinkHandler, Any]
+) -> None:
+    assert auth_send(auth_gateway, "alice", "correct horse")[0] == 250
+    [event] = [e for e in auth_gateway.events() if e["action"] != "refused"]
+    assert event["user"] == "alice"
+    assert auth_send(auth_gateway, None, "")[0] == 554  # outside, not logged in: no relay
+    assert auth_send(auth_gateway, "alice", "wrong")[0] == 535
+    assert auth_send(auth_gateway, "mallory", "correct horse")[0] == 535
+    assert len(sink[0].received) == 1
+
+
+def test_smtp_auth_is_not_offered_in_clear_text(auth_gateway: Running) -> None:
+    with smtplib.SMTP(
+        "127.0.0.1", auth_gateway.port, source_address=("127.0.0.7", 0), timeout=30
+    ) as client:
+        client.ehlo()
+        assert not client.has_extn("auth")
+        code, _ = client.docmd("AUTH", "PLAIN AGFsaWNlAGNvcnJlY3QgaG9yc2U=")
+    assert code == 538  # encryption required: the password never crosses in clear

@@ -1075,3 +1075,17 @@ else:
 
     def test_property_tests_need_hypothesis() -> None:
         pytest.skip("hypothesis is not installed: add it to the test extra")
+
+
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        ([["NHS number 943 476 5919"]], {"nhs_number": 1}),
+        ([["DOB: 12/03/1950"]], {"date_of_birth": 1}),
+        ([["name", "NHS number 943 476 5919"], ["x", "y"]], {"nhs_number": 1}),
+    ],
+)
+def test_identifiers_in_the_header_row_count(
+    rows: list[list[str]], expected: dict[str, int]
+) -> None:
+    assert detect_table(rows) == expected
