@@ -1,8 +1,9 @@
-"""``aupd run``: every service in one process, for trying aupd out."""
+"""Running services: a shared stop signal, and ``aupd run`` (everything in one process)."""
 
 from __future__ import annotations
 
 import asyncio
+import signal
 
 import click
 
@@ -10,18 +11,29 @@ from aupd import log
 from aupd.cli import App, pass_app
 
 
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM, for every service in this event loop to watch."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
 @click.command("run")
 @pass_app
 def run_command(app: App) -> None:
-    """Run the services together in the foreground (for trying aupd out; systemd runs
-    'aupd proxy', 'aupd mailgate' and 'aupd web' separately)."""
+    """Run the web filter and the mail gateway together in the foreground (for trying
+    aupd out; systemd runs 'aupd proxy' and 'aupd mailgate' separately)."""
+    from mailgate.service import run_mailgate
     from proxy.cli import run_proxy
 
     config = app.config
     log.configure()
     click.echo(
-        f"aupd: web filter on {config.proxy.listen} ({config.proxy.mode} mode); "
-        f"CA certificate: {config.proxy.confdir / 'mitmproxy-ca-cert.pem'}",
+        f"aupd: web filter on {config.proxy.listen} ({config.proxy.mode} mode), "
+        f"mail gateway on {config.mailgate.listen}; CA certificate: "
+        f"{config.proxy.confdir / 'mitmproxy-ca-cert.pem'}",
         err=True,
     )
     if config.file is None:
@@ -29,4 +41,9 @@ def run_command(app: App) -> None:
             "aupd: no config file found, running on built-in defaults (write one with 'aupd init')",
             err=True,
         )
-    asyncio.run(run_proxy(config))
+
+    async def both() -> None:
+        stop = stop_on_signals()
+        await asyncio.gather(run_proxy(config, stop), run_mailgate(config, stop))
+
+    asyncio.run(both())

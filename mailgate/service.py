@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 
 import click
 
 from aupd import log
 from aupd.cli import App, pass_app
 from aupd.config import Config
+from aupd.services import stop_on_signals
 from aupd.store import EventWriter
 
 logger = log.get("aupd.mailgate")
@@ -28,9 +28,7 @@ async def run_mailgate(config: Config, stop: asyncio.Event | None = None) -> Non
         lambda: smtp_factory(gateway, config, authenticator), listen.host, listen.port
     )
     bound = [f"{s.getsockname()[0]}:{s.getsockname()[1]}" for s in server.sockets]
-    stop = stop or asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop or stop_on_signals()
     queue = asyncio.create_task(gateway.run_queue())
     logger.info(
         "mailgate ready",

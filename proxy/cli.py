@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 from datetime import datetime
 
 import click
@@ -12,10 +11,11 @@ import click
 from aupd import log
 from aupd.cli import App, fail, pass_app
 from aupd.config import Config
+from aupd.services import stop_on_signals
 
 
-async def run_proxy(config: Config) -> None:
-    """Run mitmproxy with the aupd addons until SIGINT/SIGTERM."""
+async def run_proxy(config: Config, stop: asyncio.Event | None = None) -> None:
+    """Run mitmproxy with the aupd addons until SIGINT/SIGTERM (or ``stop`` is set)."""
     from mitmproxy.exceptions import OptionsError
     from mitmproxy.options import Options
     from mitmproxy.tools.dump import DumpMaster
@@ -40,10 +40,13 @@ async def run_proxy(config: Config) -> None:
         )
     except OptionsError as e:
         fail(str(e), code=2)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, master.shutdown)
-    await master.run()
+    stop = stop or stop_on_signals()
+    running = asyncio.create_task(master.run())
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    master.shutdown()
+    stopping.cancel()
+    await running
 
 
 @click.command("proxy")
