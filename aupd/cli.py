@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "blocklists": "blocklists.cli:blocklists_group",
     "mailgate": "mailgate.service:mailgate_command",
     "mail": "mailgate.cli:mail_group",
+    "unblock": "aupd.unblock_cli:unblock_group",
 }
 
 

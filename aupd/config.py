@@ -254,12 +254,6 @@ SCHEMA: tuple[Section, ...] = (
                 'Proxy authentication (regular mode): "@/etc/aupd/htpasswd" (bcrypt). '
                 "Empty: users are identified by device address.",
             ),
-            Key(
-                "block_page_host",
-                _as_str,
-                "",
-                "Host:port that block-page forms post to (the console). Empty: [web] listen.",
-            ),
         ),
     ),
     Section(
@@ -397,8 +391,24 @@ SCHEMA: tuple[Section, ...] = (
     ),
     Section(
         "web",
-        "The manager's console.",
-        (Key("listen", _host_port, "127.0.0.1:8080", "Address the console listens on."),),
+        "The manager's console (and the pages staff reach from the block page).",
+        (
+            Key("listen", _host_port, "127.0.0.1:8080", "Address the console listens on."),
+            Key(
+                "public_url",
+                _as_str,
+                "",
+                "How browsers reach the console, e.g. http://192.168.10.1:8080 (block-page "
+                "forms post there). Empty: http://[web] listen.",
+            ),
+            Key(
+                "proxy_address",
+                _as_str,
+                "",
+                "host:port devices use for the proxy, written into proxy.pac / wpad.dat. "
+                "Empty: [proxy] listen.",
+            ),
+        ),
     ),
 )
 
@@ -439,7 +449,6 @@ class ProxyConfig:
     decrypt: tuple[str, ...]
     confdir: Path
     proxyauth: str
-    block_page_host: str
 
 
 @dataclass(frozen=True)
@@ -490,6 +499,13 @@ class MailgateConfig:
 @dataclass(frozen=True)
 class WebConfig:
     listen: HostPort
+    public_url: str
+    proxy_address: str
+
+    @property
+    def url(self) -> str:
+        """The console's base URL as browsers use it (no trailing slash)."""
+        return (self.public_url or f"http://{self.listen}").rstrip("/")
 
 
 @dataclass(frozen=True)

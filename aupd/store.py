@@ -105,11 +105,57 @@ def _client_register(db: sqlite_utils.Database) -> None:
     db.execute("CREATE TABLE client_register_meta (imported_at TEXT NOT NULL, people INTEGER)")
 
 
+def _unblock_and_audit(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """CREATE TABLE unblock_requests (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,         -- unblock | report (a site that should be blocked)
+            user TEXT NOT NULL,         -- who asked (as the proxy identified them)
+            url TEXT NOT NULL,          -- scheme://host/path, no query string
+            host TEXT NOT NULL,
+            category TEXT,
+            reason TEXT NOT NULL,       -- what the requester wrote
+            status TEXT NOT NULL,       -- pending | approved | denied
+            created_at TEXT NOT NULL,
+            asked INTEGER NOT NULL DEFAULT 1,  -- repeats folded into this request
+            decided_at TEXT,
+            decided_by TEXT,
+            scope TEXT,                 -- user | everyone (approved)
+            expires_at TEXT,            -- NULL = always (approved)
+            decision_note TEXT          -- the manager's reason (denied)
+        )"""
+    )
+    db.execute("CREATE INDEX unblock_requests_status ON unblock_requests(status, created_at)")
+    db.execute(
+        """CREATE TABLE audit (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            actor TEXT NOT NULL,        -- console login or 'cli:<unix user>'
+            action TEXT NOT NULL,       -- view, approve, deny, login, ...
+            target TEXT NOT NULL        -- what was viewed or decided
+        )"""
+    )
+    db.execute("CREATE INDEX audit_at ON audit(at)")
+
+
+def _console_users(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """CREATE TABLE console_users (
+            name TEXT PRIMARY KEY,
+            password_hash TEXT NOT NULL,  -- scrypt, see console/passwords.py
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )"""
+    )
+
+
 # Append-only: a migration, once released, is never edited; add a new one instead.
 MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("0001_web_events", _web_events),
     ("0002_mail_events", _mail_events),
     ("0003_client_register", _client_register),
+    ("0004_unblock_and_audit", _unblock_and_audit),
+    ("0005_console_users", _console_users),
 )
 
 # Roll-up tables: name -> (key columns, counter columns).

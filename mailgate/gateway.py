@@ -35,7 +35,7 @@ from mailgate.protect import (
     smime_encrypt,
 )
 from mailgate.register import load_register, register_stamp
-from mailgate.relay import DeliveryReport, Failure, Outgoing, deliver
+from aupd.relay import DeliveryReport, Failure, Outgoing, deliver
 from mailgate.rules import (
     REJECT_TEXT,
     HourlyLimit,
@@ -46,7 +46,7 @@ from mailgate.rules import (
     recipient_scope,
 )
 from mailgate.scan import ScanResult, scan_message
-from mailgate.spool import Spool, new_id
+from aupd.spool import Spool, new_id
 
 logger = log.get("aupd.mailgate")
 

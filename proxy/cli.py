@@ -71,7 +71,7 @@ def check_url_command(
     from aupd.users import UNKNOWN, Identity
     from blocklists.hosts import split_url
     from blocklists.index import IndexStore
-    from proxy.policy import Policy
+    from proxy.policy import Policy, load_grants
 
     config = app.config
     policy = Policy(config)
@@ -95,7 +95,8 @@ def check_url_command(
         who = Identity(user_name, user)
     parts = split_url(url, with_query=True)
     host, path = parts if parts else (url, "/")
-    decision = policy.decide(who, host, path, IndexStore(config.store.index_dir).current(), when)
+    index = IndexStore(config.store.index_dir).current()
+    decision = policy.decide(who, host, path, index, when, grants=load_grants(config))
     if as_json:
         click.echo(json.dumps(decision.as_json()))
         return

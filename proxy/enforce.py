@@ -10,6 +10,7 @@ only connections that will be blocked, or whose host has path rules, are decrypt
 
 from __future__ import annotations
 
+import asyncio
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,9 +28,11 @@ from aupd.users import UNKNOWN, Directory, Identity
 from blocklists.hosts import normalize_host
 from blocklists.index import IndexStore
 from proxy import blockpage
-from proxy.policy import Decision, Policy
+from proxy.policy import NO_GRANTS, Decision, Grants, Policy, load_grants
 
 logger = log.get("aupd.proxy")
+
+GRANTS_INTERVAL = 2.0  # seconds between reads of the approved unblocks
 
 WHO = "aupd.who"
 DECISION = "aupd.decision"
@@ -66,10 +69,10 @@ class Runtime:
     secret: bytes
     console: str
     tunnels: dict[str, Tunnel] = field(default_factory=dict)
+    grants: Grants = NO_GRANTS
 
     @classmethod
     def from_config(cls, config: Config) -> Runtime:
-        web = config.proxy.block_page_host or str(config.web.listen)
         return cls(
             config=config,
             policy=Policy(config),
@@ -77,11 +80,15 @@ class Runtime:
             index=IndexStore(config.store.index_dir),
             writer=EventWriter(config.store.path, "proxy").start(),
             secret=load_or_create_secret(config.state_dir),
-            console=f"http://{web}",
+            console=config.web.url,
         )
 
     def decide(self, who: Identity, host: str, path: str | None) -> Decision:
-        return self.policy.decide(who, host, path, self.index.current())
+        return self.policy.decide(who, host, path, self.index.current(), grants=self.grants)
+
+    def reload_grants(self) -> None:
+        """Read the approved unblocks in force (blocking: run it off the event loop)."""
+        self.grants = load_grants(self.config)
 
 
 class AupdOptions:
@@ -90,6 +97,7 @@ class AupdOptions:
     def __init__(self, config: Config | None = None) -> None:
         self._given = config
         self.runtime: Runtime | None = None
+        self._grants_task: asyncio.Task[None] | None = None
 
     def load(self, loader: Loader) -> None:
         if not structlog.is_configured():  # loaded into plain mitmdump
@@ -129,13 +137,29 @@ class AupdOptions:
                 "run 'aupd blocklists update'"
             )
 
-    def running(self) -> None:
+    async def running(self) -> None:
+        rt = self.require()
+        await asyncio.to_thread(rt.reload_grants)
+        self._grants_task = asyncio.create_task(self._follow_grants())
         # One line that tells people (and tests) the proxy is ready and where it listens.
         server = ctx.master.addons.get("proxyserver")
         addresses = [f"{h}:{p}" for h, p, *_ in server.listen_addrs()] if server else []
         logger.info("proxy ready", listen=addresses)
 
+    async def _follow_grants(self) -> None:
+        """Approvals take effect within GRANTS_INTERVAL seconds, and expire as promptly."""
+        while True:
+            await asyncio.sleep(GRANTS_INTERVAL)
+            if self.runtime is None:
+                continue
+            try:
+                await asyncio.to_thread(self.runtime.reload_grants)
+            except Exception as e:  # keep the last good grants; try again next round
+                logger.warning("could not read approved unblocks", error=str(e))
+
     def done(self) -> None:
+        if self._grants_task is not None:
+            self._grants_task.cancel()
         if self.runtime is not None:
             self.runtime.writer.stop()
 

@@ -3,7 +3,7 @@
 Order of rules (first that applies wins):
 1. an unparseable host is blocked (it cannot be checked, so it is not let through);
 2. a leaver is blocked everywhere;
-3. the allowlist (global and the user's group) allows;
+3. the allowlist (global and the user's group), then approved unblocks, allow;
 4. the first list match in a category the user's policy blocks, unless a time window for
    that category is open now, blocks;
 5. everything else is allowed.
@@ -12,7 +12,7 @@ Order of rules (first that applies wins):
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -50,6 +50,33 @@ class Decision:
             "rule": self.rule,
             "window": self.window,
         }
+
+
+@dataclass(frozen=True)
+class Grants:
+    """Approved unblocks in force: domains open for everyone, and per user."""
+
+    everyone: frozenset[str] = frozenset()
+    by_user: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    @classmethod
+    def from_pairs(cls, pairs: Iterable[tuple[str, str | None]]) -> Grants:
+        everyone: set[str] = set()
+        by_user: dict[str, set[str]] = {}
+        for host, user in pairs:
+            if user is None:
+                everyone.add(host)
+            else:
+                by_user.setdefault(user, set()).add(host)
+        return cls(frozenset(everyone), {u: frozenset(h) for u, h in by_user.items()})
+
+    def granted(self, user: str, host: str) -> str | None:
+        return in_domains(host, self.everyone) or in_domains(
+            host, self.by_user.get(user, frozenset())
+        )
+
+
+NO_GRANTS = Grants()
 
 
 @dataclass(frozen=True)
@@ -116,6 +143,7 @@ class Policy:
         path: str | None,
         index: Index | None,
         when: datetime | None = None,
+        grants: Grants = NO_GRANTS,
     ) -> Decision:
         """Decide for ``host`` and ``path`` (with its query: some list rules have one).
         ``path`` None: only the host is known yet, as for a CONNECT or a TLS ClientHello."""
@@ -134,6 +162,14 @@ class Policy:
         if allowed_by is not None:
             return Decision(
                 "allow", "allowlist", f"{allowed_by} is on the allowlist.", matched=allowed_by
+            )
+        granted = grants.granted(who.name, name)
+        if granted is not None:
+            return Decision(
+                "allow",
+                "unblocked",
+                f"The Registered Manager unblocked {granted}.",
+                matched=granted,
             )
         if index is None:
             return Decision("allow", "no-index", "No blocklists are compiled yet.")
@@ -180,3 +216,10 @@ class Policy:
 
 def _label(category: str) -> str:
     return CANONICAL.get(category, category).lower()
+
+
+def load_grants(config: Config) -> Grants:
+    """The approved unblocks in force now, from the store."""
+    from aupd.unblock import active_grants
+
+    return Grants.from_pairs((g.host, g.user) for g in active_grants(config))

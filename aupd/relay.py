@@ -1,4 +1,6 @@
-"""Hand messages to the upstream server (smtplib, run in a worker thread).
+"""Hand messages to the upstream mail server (smtplib, run in a worker thread).
+
+Used by the mail gateway and by aupd's own notices (unblock decisions, reports).
 
 ``deliver`` sends a list of messages over one connection and reports exactly which were
 accepted, so the gateway knows what it still owns when something fails half way.
