@@ -110,8 +110,9 @@ def origin_https(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Origin]:
         yield Origin(server.server_address[1], cert)
 
 
-def write_config(directory: Path, body: str) -> Path:
-    """An aupd.toml in ``directory`` with its state beside it, plus ``body``."""
+def write_config(directory: Path, body: str, mailgate: str = "") -> Path:
+    """An aupd.toml in ``directory`` with its state beside it, plus ``body``;
+    ``mailgate`` adds lines to the [mailgate] table."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "aupd.toml"
     path.write_text(
@@ -119,7 +120,7 @@ def write_config(directory: Path, body: str) -> Path:
         'policy_url = "https://intranet.example.org/aup"\n'
         '[store]\npath = "state/aupd.db"\nindex_dir = "state/index"\n'
         '[proxy]\nconfdir = "state/mitmproxy"\nlisten = "127.0.0.1:0"\n'
-        '[mailgate]\ncerts_dir = "state/certs"\nspool_dir = "state/mail"\n' + body
+        '[mailgate]\ncerts_dir = "state/certs"\nspool_dir = "state/mail"\n' + mailgate + body
     )
     return path
 
