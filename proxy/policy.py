@@ -193,16 +193,18 @@ class Policy:
                     window=window,
                 )
                 continue
+            allowed_times = rules.windows.get(match.category, ())
             return Decision(
                 "block",
-                "category",
+                # "outside-window": allowed at some times, not now (the report counts these).
+                "outside-window" if allowed_times else "category",
                 f"{match.matched} is listed as {_label(match.category)} by {match.source}, "
                 f"which {rules.label} blocks.",
                 category=match.category,
                 matched=match.matched,
                 source=match.source,
                 decrypt=True,
-                allowed_times=rules.windows.get(match.category, ()),
+                allowed_times=allowed_times,
             )
         decrypt = path is None and (
             index.has_path_rules(name) or in_domains(name, self.decrypt_hosts) is not None

@@ -325,8 +325,8 @@ def test_proxy_auth_identifies_the_user(tmp_path: Path, origin_http: Origin) -> 
     ("user", "at", "decision", "rule"),
     [
         ("carer", "2026-11-23T12:30", "allow", "window"),  # Monday lunch
-        ("carer", "2026-11-23T14:00", "block", "category"),  # Monday afternoon
-        ("carer", "2026-11-28T12:30", "block", "category"),  # Saturday: not in the window
+        ("carer", "2026-11-23T14:00", "block", "outside-window"),  # Monday afternoon
+        ("carer", "2026-11-28T12:30", "block", "outside-window"),  # Saturday: not in it
         (None, "2026-11-23T14:00", "allow", "not-listed"),  # default policy allows social
         ("leaver", "2026-11-23T12:30", "block", "leaver"),
     ],
@@ -340,7 +340,7 @@ def test_check_url_social_media_window_per_group(
     result = json.loads(aupd(site, *args).stdout)
     assert (result["decision"], result["rule"]) == (decision, rule)
     assert set(result) >= {"decision", "category", "matched", "source", "reason"}
-    if rule in ("window", "category"):
+    if rule in ("window", "outside-window"):
         assert result["category"] == "social_media"
         assert result["matched"] == "epinions.com"
 

@@ -84,7 +84,7 @@ def who(setup: tuple[Policy, Directory], name: str | None) -> Identity:
         (None, "3405803783", "/", MON_AFTERNOON, "block", "category", "adult"),  # decimal IP
         (None, "0xCB.0.0x71.7", "/", MON_AFTERNOON, "block", "category", "adult"),  # hex IP
         (None, "social.example", "/", MON_AFTERNOON, "allow", "not-listed", None),
-        ("carer", "social.example", "/", MON_AFTERNOON, "block", "category", "social_media"),
+        ("carer", "social.example", "/", MON_AFTERNOON, "block", "outside-window", "social_media"),
         ("carer", "social.example", "/", MON_LUNCH, "allow", "window", "social_media"),
         ("carer", "tv.example", "/", MON_AFTERNOON, "allow", "not-listed", None),
         ("manager", "casino.example", "/", MON_AFTERNOON, "block", "category", "gambling"),
