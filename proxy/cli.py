@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from datetime import datetime
 
 import click
@@ -50,12 +51,27 @@ async def run_proxy(config: Config, stop: asyncio.Event | None = None) -> None:
 
 
 @click.command("proxy")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Proxy processes sharing the port (default: one per CPU core).",
+)
 @pass_app
-def proxy_command(app: App) -> None:
+def proxy_command(app: App, workers: int | None) -> None:
     """Run the web filter (mitmproxy with the aupd addons) in the foreground."""
+    from proxy.workers import PortInUse, default_workers, serve
+
     config = app.config
     log.configure()
-    asyncio.run(run_proxy(config))
+    workers = workers or default_workers()
+    if workers == 1:
+        asyncio.run(run_proxy(config))
+        return
+    try:
+        sys.exit(serve(config, workers))
+    except PortInUse as e:
+        fail(str(e), code=2)
 
 
 @click.command("check-url")

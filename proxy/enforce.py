@@ -11,6 +11,7 @@ only connections that will be blocked, or whose host has path rules, are decrypt
 from __future__ import annotations
 
 import asyncio
+import os
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -88,7 +89,15 @@ class Runtime:
 
     def reload_grants(self) -> None:
         """Read the approved unblocks in force (blocking: run it off the event loop)."""
-        self.grants = load_grants(self.config)
+        grants = load_grants(self.config)
+        if grants != self.grants:
+            logger.info(
+                "approved unblocks in force changed",
+                pid=os.getpid(),
+                everyone=len(grants.everyone),
+                per_user=sum(len(h) for h in grants.by_user.values()),
+            )
+        self.grants = grants
 
 
 class AupdOptions:

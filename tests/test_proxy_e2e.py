@@ -239,7 +239,7 @@ def test_running_proxy_follows_a_changed_list_without_restart(
     lists = tmp_path / "lists"
     config = write_config(tmp_path, make_lists(lists))
     aupd(config, "blocklists", "update")
-    live = start_proxy([AUPD, "--config", str(config), "proxy"], config)
+    live = start_proxy([AUPD, "--config", str(config), "proxy", "--workers", "1"], config)
     url = f"http://localhost:{origin_http.port}/newly-listed/page"
     try:
         assert curl(live, url)[0] == 200
@@ -263,7 +263,7 @@ def test_running_proxy_follows_a_changed_list_without_restart(
 def test_store_holds_blocks_and_rollups_after_the_run(tmp_path: Path, origin_http: Origin) -> None:
     config = write_config(tmp_path, make_lists(tmp_path / "lists") + USERS)
     aupd(config, "blocklists", "update")
-    live = start_proxy([AUPD, "--config", str(config), "proxy"], config)
+    live = start_proxy([AUPD, "--config", str(config), "proxy", "--workers", "1"], config)
     try:
         for _ in range(3):
             assert curl(live, f"http://127.0.0.1:{origin_http.port}/x")[0] == 200
@@ -302,7 +302,17 @@ def test_proxy_auth_identifies_the_user(tmp_path: Path, origin_http: Origin) -> 
     config = write_config(tmp_path, make_lists(tmp_path / "lists") + USERS)
     aupd(config, "blocklists", "update")
     live = start_proxy(
-        [AUPD, "--config", str(config), "--set", f"proxy.proxyauth=@{htpasswd}", "proxy"], config
+        [
+            AUPD,
+            "--config",
+            str(config),
+            "--set",
+            f"proxy.proxyauth=@{htpasswd}",
+            "proxy",
+            "--workers",
+            "1",
+        ],
+        config,
     )
     try:
         assert curl(live, f"http://127.0.0.1:{origin_http.port}/")[0] == 407
@@ -401,3 +411,32 @@ def test_proxy_refuses_a_bad_config_with_one_line(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "proxy.mode" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_workers_share_the_port_and_a_failing_pool_gives_up(tmp_path: Path, site: Path) -> None:
+    live = start_proxy([AUPD, "--config", str(site), "proxy", "--workers", "2"], site)
+    try:
+        statuses = {curl(live, f"http://{GAMBLING}/")[0] for _ in range(10)}
+        assert statuses == {403}
+        # A second pool on the same port must not silently share it: it says so.
+        clash = subprocess.run(
+            [
+                AUPD,
+                "--config",
+                str(site),
+                "--set",
+                f"proxy.listen=127.0.0.1:{live.port}",
+                "proxy",
+                "--workers",
+                "2",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+    finally:
+        output = live.stop()
+    assert output.count('"proxy ready"') == 2
+    assert clash.returncode == 2
+    assert "cannot listen on" in clash.stderr and "Traceback" not in clash.stderr

@@ -1,0 +1,135 @@
+"""``aupd proxy --workers N``: N mitmproxy processes sharing one listening port.
+
+mitmproxy runs on one core. Each worker is a forked process with its own event loop that
+binds the same address with SO_REUSEPORT, and the kernel spreads new connections over
+them. The compiled index is memory-mapped, so the workers share its pages instead of
+holding a copy each. The parent only supervises: it restarts a worker that dies and
+passes SIGTERM/SIGINT on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import multiprocessing
+import os
+import signal
+import socket
+import time
+from dataclasses import replace
+from multiprocessing.process import BaseProcess
+
+from aupd import log
+from aupd.config import Config, HostPort
+
+logger = log.get("aupd.proxy")
+
+RESTART_PAUSE = 1.0  # seconds before a crashed worker is started again
+QUICK_DEATH = 5.0  # a worker that dies sooner than this after starting "died at once"
+MAX_QUICK_DEATHS = 3
+
+
+def default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)))
+
+
+class PortInUse(Exception):
+    pass
+
+
+def _fixed_port(config: Config) -> Config:
+    """Workers must share one port: choose it now if the config says 0 (any), and make
+    sure nobody holds it. With SO_REUSEPORT a second pool would silently join the first,
+    so the check binds without it: that fails if any process listens there."""
+    listen = config.proxy.listen
+    family = socket.AF_INET6 if ":" in listen.host else socket.AF_INET
+    with socket.socket(family) as probe:
+        try:
+            probe.bind((listen.host, listen.port))
+        except OSError as e:
+            raise PortInUse(f"cannot listen on {listen}: {e.strerror}") from None
+        port = int(probe.getsockname()[1])
+    return replace(config, proxy=replace(config.proxy, listen=HostPort(listen.host, port)))
+
+
+def _worker(config: Config, number: int) -> None:
+    from mitmproxy.proxy import mode_servers
+
+    from proxy.cli import run_proxy
+
+    # mitmproxy opens its listener with asyncio.start_server and offers no reuse_port
+    # option; in a worker process nothing else listens, so its start_server gets one.
+    reuse = functools.partial(asyncio.start_server, reuse_port=True)
+    mode_servers.asyncio.start_server = reuse  # type: ignore[attr-defined]
+    log.configure()
+    log.get("aupd.proxy").info("proxy worker starting", worker=number, pid=os.getpid())
+    asyncio.run(run_proxy(config))
+
+
+def _prepare_shared_state(config: Config) -> None:
+    """What workers would otherwise race to create: the CA, the secret, the schema."""
+    from aupd.init import ensure_ca
+    from aupd.secrets import load_or_create_secret
+    from aupd.store import connect
+
+    ensure_ca(config.proxy.confdir, config.organisation.name)
+    load_or_create_secret(config.state_dir)
+    connect(config.store.path).conn.close()
+
+
+def serve(config: Config, workers: int) -> int:
+    """Run ``workers`` proxy processes until SIGTERM/SIGINT; supervise them.
+    Returns the exit status: 0, or 1 when the workers could not be kept running."""
+    config = _fixed_port(config)
+    failed = False
+    _prepare_shared_state(config)
+    context = multiprocessing.get_context("fork")
+    stopping = False
+
+    def start(number: int) -> BaseProcess:
+        process = context.Process(
+            target=_worker, args=(config, number), name=f"aupd-proxy-{number}"
+        )
+        process.start()
+        return process
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for process in pool:
+            if process.is_alive() and process.pid:
+                os.kill(process.pid, signum)
+
+    pool = [start(n) for n in range(workers)]
+    started = [time.monotonic()] * workers
+    quick_deaths = 0
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    logger.info("proxy workers started", workers=workers, listen=str(config.proxy.listen))
+    while not stopping:
+        for number, process in enumerate(pool):
+            process.join(timeout=0.5 / workers)
+            if stopping or process.is_alive():
+                continue
+            # A worker that dies at once (port taken, bad certificate...) would only die
+            # again: after a few of those, stop with an error instead of looping.
+            quick = time.monotonic() - started[number] < QUICK_DEATH
+            quick_deaths = quick_deaths + 1 if quick else 0
+            if quick_deaths >= MAX_QUICK_DEATHS:
+                logger.error(
+                    "proxy workers keep failing at start; giving up", exitcode=process.exitcode
+                )
+                stop(signal.SIGTERM, None)
+                failed = True
+                break
+            logger.error(
+                "proxy worker died; restarting it", worker=number, exitcode=process.exitcode
+            )
+            time.sleep(RESTART_PAUSE)
+            pool[number] = start(number)
+            started[number] = time.monotonic()
+    for process in pool:
+        process.join(timeout=30)
+        if process.is_alive():
+            process.kill()
+    return 1 if failed else 0
