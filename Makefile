@@ -11,7 +11,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3 \
             command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null \
             && { command -v $$p; break; }; done)
 
-.PHONY: install run test bench lint clean
+.PHONY: install run test bench lint clean install-system uninstall-system
 
 install: $(STAMP)
 
@@ -36,7 +36,17 @@ lint: install
 
 bench: install
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+	@test -x /usr/sbin/smtp-source || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postfix; }
 	$(PY) bench/run.py
+
+# System install on a gateway box (as root; docs/deploy.md). The installer finds its own
+# Python: only a PYTHON given on the command line or in the environment is passed on,
+# since the one found above may live under /root or /home, where the services can't see.
+install-system:
+	deploy/install.sh $(if $(filter command line environment,$(origin PYTHON)),--python "$(PYTHON)") $(INSTALL_FLAGS)
+
+uninstall-system:
+	deploy/uninstall.sh $(UNINSTALL_FLAGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -14,6 +14,8 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS = [
     ("blocklist lookups (aupd vs a naive Python set)", ["lookup.py"]),
     ("proxy throughput (aupd vs bare mitmdump)", ["proxy.py"]),
+    ("weekly report (5M requests, 20k mails; < 5 s, < 300 MB)", ["report.py"]),
+    ("mail gateway throughput (aupd vs a bare aiosmtpd relay vs Postfix)", ["mail.py"]),
 ]
 
 

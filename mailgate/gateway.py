@@ -24,6 +24,8 @@ from cryptography import x509
 from aupd import log
 from aupd.config import Config
 from aupd.htpasswd import Htpasswd
+from aupd.relay import DeliveryReport, Failure, Outgoing, deliver
+from aupd.spool import Spool, new_id
 from aupd.store import EventWriter, iso, utc_now
 from aupd.users import UNKNOWN, Directory, Identity
 from mailgate.certs import CertDirectory
@@ -35,7 +37,6 @@ from mailgate.protect import (
     smime_encrypt,
 )
 from mailgate.register import load_register, register_stamp
-from aupd.relay import DeliveryReport, Failure, Outgoing, deliver
 from mailgate.rules import (
     REJECT_TEXT,
     HourlyLimit,
@@ -46,7 +47,6 @@ from mailgate.rules import (
     recipient_scope,
 )
 from mailgate.scan import ScanResult, scan_message
-from aupd.spool import Spool, new_id
 
 logger = log.get("aupd.mailgate")
 
@@ -153,13 +153,27 @@ class Gateway:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         tx: Transaction = getattr(session, "aupd", Transaction())
         client = session.peer[0] if isinstance(session.peer, tuple) else "-"
-        raw = envelope.original_content or b""
         sender = envelope.mail_from or ""
-        message_id = new_id()
-        scan = await asyncio.to_thread(scan_message, raw, register=self.register())
+        # One hand-off per message: scanning, protecting and relaying all block.
+        answer = await asyncio.to_thread(
+            self._process,
+            envelope.original_content or b"",
+            sender,
+            list(envelope.rcpt_tos),
+            tx.who.name,
+            client,
+        )
+        if answer.startswith("250"):
+            self.messages.record(sender.lower())
+            self.external.record(sender.lower(), tx.external)
+        return answer
+
+    def _process(self, raw: bytes, sender: str, rcpts: list[str], user: str, client: str) -> str:
+        """Scan, decide per recipient, protect, hand on; the SMTP answer (worker thread)."""
+        scan = scan_message(raw, register=self.register())
         needs, why = needs_protection(scan)
         # Looked up once: a certificate may expire between two lookups.
-        certificates = {r: self.certs.lookup(r) for r in envelope.rcpt_tos} if needs else {}
+        certificates = {r: self.certs.lookup(r) for r in rcpts} if needs else {}
         plans = [
             plan_recipient(
                 r,
@@ -168,28 +182,22 @@ class Gateway:
                 why=why,
                 has_certificate=certificates.get(r) is not None,
             )
-            for r in envelope.rcpt_tos
+            for r in rcpts
         ]
-        event = _EventContext(message_id, tx.who.name, client, sender, len(raw), scan)
-
+        event = _EventContext(new_id(), user, client, sender, len(raw), scan)
         if any(p.action == "reject" for p in plans):
             for plan in plans:
                 self._event(event, plan, "reject", "refused: " + plan.reason)
             return f"554 5.7.1 {REJECT_TEXT}"
-
-        outgoing, quarantined = await asyncio.to_thread(
-            self._prepare, raw, sender, plans, certificates
-        )
+        outgoing, quarantined = self._prepare(raw, sender, plans, certificates)
         if quarantined:
             try:
-                await asyncio.to_thread(self._quarantine, raw, sender, quarantined, event)
+                self._quarantine(raw, sender, quarantined, event)
             except OSError as e:
                 logger.error("quarantine not writable; answered 451", error=str(e))
                 return TEMPFAIL
-        answer = await self._hand_on(outgoing, event, plans)
+        answer = self._hand_on(outgoing, event, plans)
         if answer.startswith("250"):
-            self.messages.record(sender.lower())
-            self.external.record(sender.lower(), tx.external)
             for plan in plans:
                 if plan.action == "quarantine":
                     self._event(event, plan, "quarantine", plan.reason)
@@ -270,7 +278,7 @@ class Gateway:
             item_id=event.message,
         )
 
-    async def _hand_on(
+    def _hand_on(
         self, outgoing: list[Outgoing], event: _EventContext, plans: Sequence[RecipientPlan]
     ) -> str:
         if not outgoing:
@@ -278,13 +286,13 @@ class Gateway:
         if self.mail.upstream is None:
             try:
                 for item in outgoing:
-                    await asyncio.to_thread(self._spool_item, "outbox", item, event)
+                    self._spool_item("outbox", item, event)
             except OSError as e:
                 logger.error("outbox not writable; answered 451", error=str(e))
                 return TEMPFAIL
             self._events_for(event, plans, outgoing, "outbox")
             return "250 2.0.0 Written to the outbox (no upstream is configured)."
-        report: DeliveryReport = await asyncio.to_thread(deliver, self.mail, outgoing)
+        report: DeliveryReport = deliver(self.mail, outgoing)
         if not report.delivered:
             failure = report.failed[0][1]
             for plan in plans:
@@ -306,7 +314,7 @@ class Gateway:
                 if failure.permanent:
                     self._bounced(event, item, failure)
                 else:
-                    await asyncio.to_thread(self._spool_item, "queue", item, event)
+                    self._spool_item("queue", item, event)
         except OSError as e:
             logger.error("queue not writable after a partial delivery", error=str(e))
         self._events_for(event, plans, report.delivered, "sent")

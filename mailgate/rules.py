@@ -109,20 +109,26 @@ def check_sender(sender: str, who: Identity, directory: Directory, config: Mailg
 
 @dataclass
 class HourlyLimit:
-    """Counts events per key over the last hour (a sliding window)."""
+    """Counts events per key over the last hour (a sliding window), in constant time."""
 
     limit: int
     window: float = 3600.0
     _events: dict[str, deque[tuple[float, int]]] = field(default_factory=dict)
+    _totals: dict[str, int] = field(default_factory=dict)
 
     def used(self, key: str, now: float | None = None) -> int:
-        now = time.monotonic() if now is None else now
         events = self._events.get(key)
         if not events:
             return 0
-        while events and events[0][0] <= now - self.window:
-            events.popleft()
-        return sum(n for _, n in events)
+        cutoff = (time.monotonic() if now is None else now) - self.window
+        total = self._totals[key]
+        while events and events[0][0] <= cutoff:
+            total -= events.popleft()[1]
+        if not events:
+            del self._events[key], self._totals[key]
+            return 0
+        self._totals[key] = total
+        return total
 
     def allows(self, key: str, amount: int = 1, now: float | None = None) -> bool:
         return self.used(key, now) + amount <= self.limit
@@ -131,6 +137,7 @@ class HourlyLimit:
         if amount:
             stamp = time.monotonic() if now is None else now
             self._events.setdefault(key, deque()).append((stamp, amount))
+            self._totals[key] = self._totals.get(key, 0) + amount
 
 
 @dataclass(frozen=True)

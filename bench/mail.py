@@ -1,0 +1,460 @@
+"""Mail gateway throughput: ``aupd mailgate`` vs a bare aiosmtpd relay vs Postfix.
+
+Every system relays to the same upstream, Postfix's ``smtp-sink`` on loopback, and gets
+the same load, interleaved so drift hits all alike (a fresh process per run):
+
+- smtp-source: N mails of 20 KB, 20 parallel sessions, filler text with no PII, so aupd
+  scans and relays each message as it is;
+    - bare:    an aiosmtpd server that relays each message to the sink with smtplib and
+               answers 250 only once the sink took it (aupd's before-queue semantics,
+               no scanning);
+    - aupd:    ``aupd mailgate``, rate limits set out of the way;
+    - postfix: a throw-away Postfix instance (relayhost = the sink). Postfix queues, so
+               its time runs until the sink has every message, not until it said 250.
+- our own client (smtplib in 20 threads), 20 KB messages to a recipient who has an
+  S/MIME certificate: with "NHS number 943 476 5919" once (aupd encrypts: "aupd-smime"),
+  through the bare relay ("bare-pii") and, to isolate the encryption, its twin without
+  the number ("aupd-clean").
+
+Checked after every run: the sink got exactly the messages sent, and aupd's store has one
+``mail_events`` row per recipient with the expected action. CPU is the server process's
+own (user + system) over the timed load; peak RSS is aupd's VmHWM.
+
+    .venv/bin/python bench/mail.py [--runs 3] [--quick]
+
+Needs smtp-sink and smtp-source (apt-get install postfix); Postfix as a relay needs root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import smtplib
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from tests.conftest import AUPD  # noqa: E402
+
+SBIN = Path("/usr/sbin")
+SENDER, RECIPIENT = "sender@rosehouse.example", "someone@elsewhere.example"
+SESSIONS, SIZE, WARM_UP = 20, 20_000, 100
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(condition: Callable[[], object], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+# --------------------------------------------------------------------------- the sink
+
+
+class Sink:
+    """smtp-sink counting every completed DATA (``-c`` prints ``... mesg=N`` to stdout)."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.port = free_port()
+        self.out = tmp / "sink.out"
+        user = ["-u", "nobody"] if os.geteuid() == 0 else []
+        self.process = subprocess.Popen(
+            [SBIN / "smtp-sink", *user, "-c", f"127.0.0.1:{self.port}", "1000"],
+            stdout=self.out.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        wait_for(lambda: can_connect(self.port), "smtp-sink")
+
+    def count(self) -> int:
+        with self.out.open("rb") as f:
+            f.seek(max(0, self.out.stat().st_size - 200))
+            found = re.findall(rb"mesg=(\d+)", f.read())
+        return int(found[-1]) if found else 0
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+def can_connect(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+# --------------------------------------------------------------------------- the bare relay
+
+
+def bare_relay(sink_port: int) -> None:
+    """aiosmtpd, answering DATA only after the sink accepted the message; no scanning."""
+    from aiosmtpd.smtp import SMTP, Envelope
+
+    class Relay:
+        def send(self, envelope: Envelope) -> None:
+            with smtplib.SMTP("127.0.0.1", sink_port, timeout=60) as client:
+                client.sendmail(
+                    envelope.mail_from or "", envelope.rcpt_tos, envelope.original_content or b""
+                )
+
+        async def handle_DATA(self, server: SMTP, session: Any, envelope: Envelope) -> str:
+            try:
+                await asyncio.to_thread(self.send, envelope)
+            except (OSError, smtplib.SMTPException):
+                return "451 4.4.1 The next mail server did not take it; try again later."
+            return "250 2.0.0 Delivered."
+
+        async def handle_exception(self, error: Exception) -> str:
+            return "451 4.3.0 Temporary problem; try again later."
+
+    async def serve() -> None:
+        relay = Relay()  # the same SMTP settings as aupd's smtp_factory
+        server = await asyncio.get_running_loop().create_server(
+            lambda: SMTP(relay, data_size_limit=26_214_400, enable_SMTPUTF8=True,
+                         decode_data=False, ident="bare relay", command_call_limit=100,
+                         timeout=300),
+            "127.0.0.1",
+            0,
+        )  # fmt: skip
+        print(f"bare relay ready {server.sockets[0].getsockname()[1]}", flush=True)
+        await server.serve_forever()
+
+    asyncio.run(serve())
+
+
+# --------------------------------------------------------------------------- systems
+
+
+@dataclass
+class Live:
+    process: subprocess.Popen[bytes] | None
+    port: int
+    store: Path | None = None
+
+    def cpu(self) -> float:
+        """Seconds of CPU (user + system, all threads) the server has used so far."""
+        if self.process is None:
+            return float("nan")
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICK
+
+    def peak_rss_mb(self) -> float:
+        if self.process is None:
+            return float("nan")
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        return int(status.split("VmHWM:")[1].split()[0]) / 1024
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+
+def start_logged(command: list[str], log: Path, ready: str) -> tuple[subprocess.Popen[bytes], str]:
+    """Start ``command`` with its output in ``log``; wait for the line holding ``ready``."""
+    process = subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+
+    def line() -> str:
+        return next((x for x in log.read_text().splitlines() if ready in x), "")
+
+    try:
+        wait_for(lambda: line() or process.poll() is not None, ready)
+    except SystemExit:
+        process.kill()
+        raise
+    if process.poll() is not None:
+        raise SystemExit(f"{command[0]} exited:\n{log.read_text()}")
+    return process, line()
+
+
+def start_bare(sink: Sink, tmp: Path) -> Live:
+    process, line = start_logged(
+        [sys.executable, __file__, "--bare-relay", str(sink.port)], tmp / "bare.log", "ready"
+    )
+    return Live(process, int(line.split()[-1]))
+
+
+def start_aupd(sink: Sink, tmp: Path) -> Live:
+    state = Path(tempfile.mkdtemp(dir=tmp, prefix="aupd-"))
+    config = state / "aupd.toml"
+    config.write_text(
+        f'[store]\npath = "{state}/aupd.db"\nindex_dir = "{state}/index"\n'
+        f'[mailgate]\nlisten = "127.0.0.1:0"\nupstream = "127.0.0.1:{sink.port}"\n'
+        'internal_domains = ["rosehouse.example"]\n'
+        "max_messages_per_hour = 10000000\nmax_external_recipients_per_hour = 10000000\n"
+        f'certs_dir = "{tmp}/certs"\nspool_dir = "{state}/mail"\n'
+    )
+    process, line = start_logged(
+        [AUPD, "--config", str(config), "mailgate"], state / "aupd.log", "mailgate ready"
+    )
+    port = int(json.loads(line)["listen"][0].rsplit(":", 1)[1])
+    return Live(process, port, state / "aupd.db")
+
+
+class Postfix:
+    """A throw-away Postfix in ``tmp``: its own config and queue, loopback, no port 25."""
+
+    def __init__(self, sink: Sink, tmp: Path) -> None:
+        self.dir = tmp / "postfix"
+        self.port = free_port()
+        conf, queue, data = self.dir / "conf", self.dir / "queue", self.dir / "data"
+        for d in (conf, queue, data):
+            d.mkdir(parents=True)
+        shutil.chown(data, "postfix")
+        self.dir.chmod(0o755)
+        tmp.chmod(0o755)
+        (conf / "main.cf").write_text(
+            f"compatibility_level = 3.6\nqueue_directory = {queue}\ndata_directory = {data}\n"
+            "mail_owner = postfix\nsetgid_group = postdrop\nmyhostname = bench.localdomain\n"
+            "mydestination =\ninet_interfaces = 127.0.0.1\ninet_protocols = ipv4\n"
+            f"mynetworks = 127.0.0.0/8\nrelayhost = [127.0.0.1]:{sink.port}\n"
+            "smtpd_relay_restrictions = permit_mynetworks, reject\n"
+            "alias_maps =\nalias_database =\nlocal_recipient_maps =\n"
+            "smtp_tls_security_level = none\nsmtpd_tls_security_level = none\n"
+            f"maillog_file = {self.dir}/maillog\nmaillog_file_prefixes = {self.dir}\n"
+        )
+        services = [  # master.cf: no chroot, and smtpd only on our loopback port
+            f"127.0.0.1:{self.port} inet n - n - - smtpd", "pickup unix n - n 60 1 pickup",
+            "cleanup unix n - n - 0 cleanup", "qmgr unix n - n 300 1 qmgr",
+            "rewrite unix - - n - - trivial-rewrite", "bounce unix - - n - 0 bounce",
+            "defer unix - - n - 0 bounce", "trace unix - - n - 0 bounce",
+            "verify unix - - n - 1 verify", "flush unix n - n 1000? 0 flush",
+            "proxymap unix - - n - - proxymap", "smtp unix - - n - - smtp",
+            "relay unix - - n - - smtp", "showq unix n - n - - showq",
+            "error unix - - n - - error", "retry unix - - n - - error",
+            "discard unix - - n - - discard", "local unix - n n - - local",
+            "anvil unix - - n - 1 anvil", "scache unix - - n - 1 scache",
+            "postlog unix-dgram n - n - 1 postlogd",
+        ]  # fmt: skip
+        (conf / "master.cf").write_text("\n".join(services) + "\n")
+        self.command = [str(SBIN / "postfix"), "-c", str(conf)]
+        subprocess.run([*self.command, "start"], check=True, capture_output=True)
+        wait_for(lambda: can_connect(self.port), "postfix")
+
+    def live(self) -> Live:
+        return Live(None, self.port)
+
+    def stop(self) -> None:
+        subprocess.run([*self.command, "stop"], check=False, capture_output=True)
+
+
+# --------------------------------------------------------------------------- loads
+
+
+def smtp_source(port: int, count: int) -> None:
+    subprocess.run(
+        [SBIN / "smtp-source", "-m", str(count), "-l", str(SIZE), "-s", str(SESSIONS),
+         "-f", SENDER, "-t", RECIPIENT, f"127.0.0.1:{port}"],
+        check=True,
+    )  # fmt: skip
+
+
+def message(pii: bool) -> bytes:
+    """A 20 KB care note; with ``pii``, one grouped NHS number (always PII)."""
+    head = (
+        f"From: <{SENDER}>\r\nTo: <{RECIPIENT}>\r\nSubject: Visit notes\r\n"
+        "Date: Fri, 21 Nov 2025 10:00:00 +0000\r\nMessage-ID: <bench@rosehouse.example>\r\n"
+        "Content-Type: text/plain; charset=us-ascii\r\n\r\n"
+        + ("NHS number 943 476 5919\r\n" if pii else "NHS number to follow\r\n")
+    )
+    line = "Settled night, ate well at breakfast; the nurse calls on Thursday.\r\n"
+    return (head + line * ((SIZE - len(head)) // len(line) + 1)).encode()[:SIZE]
+
+
+def py_client(port: int, count: int, raw: bytes) -> None:
+    """``count`` messages over SESSIONS parallel sessions, one message per connection."""
+
+    def session(n: int) -> None:
+        for _ in range(n):
+            with smtplib.SMTP("127.0.0.1", port, timeout=60) as client:
+                client.sendmail(SENDER, [RECIPIENT], raw)
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(SESSIONS))
+        shares = [count // SESSIONS + (i < count % SESSIONS) for i in range(SESSIONS)]
+        await asyncio.gather(*(asyncio.to_thread(session, n) for n in shares))
+
+    asyncio.run(main())
+
+
+def recipient_certificate(certs: Path) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, RECIPIENT)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=365))
+        .add_extension(x509.SubjectAlternativeName([x509.RFC822Name(RECIPIENT)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    certs.mkdir(parents=True)
+    (certs / "someone.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+# --------------------------------------------------------------------------- one run
+
+
+@dataclass
+class Result:
+    rate: list[float] = field(default_factory=list)  # messages per second
+    cpu_ms: list[float] = field(default_factory=list)  # server CPU per message
+    rss_mb: list[float] = field(default_factory=list)
+
+
+Load = Callable[[int, int], None]  # (port, messages)
+
+
+def run_once(live: Live, sink: Sink, load: Load, count: int) -> tuple[float, float]:
+    """Warm up, time ``load`` until the sink has every message; check sink and store."""
+    base = sink.count()
+    load(live.port, WARM_UP)
+    wait_for(lambda: sink.count() >= base + WARM_UP, "the warm-up at the sink", 120)
+    cpu, start = live.cpu(), time.perf_counter()
+    load(live.port, count)
+    wait_for(lambda: sink.count() >= base + WARM_UP + count, "the sink", 300)
+    seconds = time.perf_counter() - start
+    cpu = live.cpu() - cpu
+    time.sleep(0.2)  # anything extra (a duplicate) would show up now
+    if (got := sink.count() - base) != WARM_UP + count:
+        raise SystemExit(f"the sink received {got} messages, {WARM_UP + count} were sent")
+    return count / seconds, cpu * 1000 / count
+
+
+def check_store(store: Path, expected: int, action: str) -> None:
+    with sqlite3.connect(store) as db:
+        rows = dict(db.execute("SELECT action, count(*) FROM mail_events GROUP BY action"))
+    if rows != {action: expected}:
+        raise SystemExit(f"mail_events holds {rows}, expected {{{action!r}: {expected}}}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="2,000 messages instead of 5,000")
+    parser.add_argument("--bare-relay", type=int, metavar="SINK_PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.bare_relay:
+        return bare_relay(args.bare_relay)
+    if not (SBIN / "smtp-source").exists():
+        raise SystemExit("smtp-source and smtp-sink are needed: apt-get install postfix")
+    count = 2000 if args.quick else 5000
+    pii, clean = message(pii=True), message(pii=False)
+    # name: (start, load, the action aupd must record, or None for the others)
+    systems = {
+        "bare": (start_bare, smtp_source, None),
+        "aupd": (start_aupd, smtp_source, "relay"),
+        "postfix": (None, smtp_source, None),
+        "bare-pii": (start_bare, lambda port, n: py_client(port, n, pii), None),
+        "aupd-smime": (start_aupd, lambda port, n: py_client(port, n, pii), "smime"),
+        "aupd-clean": (start_aupd, lambda port, n: py_client(port, n, clean), "relay"),
+    }
+    results = {name: Result() for name in systems}
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        recipient_certificate(tmp / "certs")
+        sink = Sink(tmp)
+        postfix = None
+        if os.geteuid() == 0 and (SBIN / "postfix").exists():
+            postfix = Postfix(sink, tmp)
+        else:
+            print("postfix skipped: a throw-away Postfix instance needs root")
+            del systems["postfix"], results["postfix"]
+        try:
+            for run in range(args.runs):
+                for name, (start, load, action) in systems.items():
+                    if start is None:
+                        assert postfix is not None
+                        live = postfix.live()
+                    else:
+                        live = start(sink, tmp)
+                    try:
+                        rate, cpu_ms = run_once(live, sink, load, count)
+                        rss = live.peak_rss_mb()
+                    finally:
+                        live.stop()
+                    if live.store is not None and action is not None:
+                        check_store(live.store, WARM_UP + count, action)
+                    result = results[name]
+                    result.rate.append(rate)
+                    result.cpu_ms.append(cpu_ms)
+                    result.rss_mb.append(rss)
+                    print(
+                        f"run {run + 1} {name:<11} {rate:6.0f} msgs/s  "
+                        f"{num(cpu_ms, '.2f'):>6} ms CPU/msg  peak RSS {num(rss, '.0f'):>5} MB",
+                        flush=True,
+                    )
+        finally:
+            if postfix is not None:
+                postfix.stop()
+            sink.stop()
+    report(results, count)
+
+
+def num(value: float, spec: str) -> str:
+    return "-" if value != value else format(value, spec)  # NaN: not measured
+
+
+def report(results: dict[str, Result], count: int) -> None:
+    def med(name: str, what: str = "rate") -> float:
+        return float(statistics.median(getattr(results[name], what)))
+
+    print()
+    print(
+        f"{'system':<11} {'min':>6} {'median':>6} {'max':>6}  msgs/s   CPU ms/msg  peak RSS"
+        f"   ({count} x {SIZE // 1000} KB, {SESSIONS} sessions, loopback)"
+    )
+    for name, r in results.items():
+        print(
+            f"{name:<11} {min(r.rate):6.0f} {med(name):6.0f} {max(r.rate):6.0f}"
+            f"  {num(med(name, 'cpu_ms'), '.2f'):>18}  {num(max(r.rss_mb), '.0f'):>5} MB"
+        )
+    if "postfix" in results:
+        print("(postfix: timed until the sink had all; its CPU is spread over many processes)")
+    print(f"aupd / bare (medians):    {med('aupd') / med('bare'):.2f}x  (target >= 0.75x)")
+    if "postfix" in results:
+        print(f"aupd / postfix (medians): {med('aupd') / med('postfix'):.2f}x  (target >= 0.65x)")
+    print(f"aupd-smime / bare-pii:    {med('aupd-smime') / med('bare-pii'):.2f}x")
+    smime_cpu = med("aupd-smime", "cpu_ms") - med("aupd-clean", "cpu_ms")
+    smime_wall = 1000 / med("aupd-smime") - 1000 / med("aupd-clean")
+    print(
+        f"S/MIME cost per message (aupd-smime minus aupd-clean): {smime_cpu:.2f} ms CPU, "
+        f"{smime_wall:.2f} ms of wall time at {SESSIONS} sessions"
+    )
+    rss = max(max(results[n].rss_mb) for n in results if n.startswith("aupd"))
+    print(f"aupd peak RSS (VmHWM, any run): {rss:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
