@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "mailgate": "mailgate.service:mailgate_command",
     "mail": "mailgate.cli:mail_group",
     "unblock": "aupd.unblock_cli:unblock_group",
+    "web": "console.cli:web_group",
 }
 
 

@@ -23,8 +23,9 @@ def stop_on_signals() -> asyncio.Event:
 @click.command("run")
 @pass_app
 def run_command(app: App) -> None:
-    """Run the web filter and the mail gateway together in the foreground (for trying
-    aupd out; systemd runs 'aupd proxy' and 'aupd mailgate' separately)."""
+    """Run the web filter, the mail gateway and the console together in the foreground
+    (for trying aupd out; systemd runs 'aupd proxy', 'aupd mailgate' and 'aupd web')."""
+    from console.cli import run_console
     from mailgate.service import run_mailgate
     from proxy.cli import run_proxy
 
@@ -32,7 +33,8 @@ def run_command(app: App) -> None:
     log.configure()
     click.echo(
         f"aupd: web filter on {config.proxy.listen} ({config.proxy.mode} mode), "
-        f"mail gateway on {config.mailgate.listen}; CA certificate: "
+        f"mail gateway on {config.mailgate.listen}, console on {config.web.url}; "
+        "CA certificate: "
         f"{config.proxy.confdir / 'mitmproxy-ca-cert.pem'}",
         err=True,
     )
@@ -44,6 +46,8 @@ def run_command(app: App) -> None:
 
     async def both() -> None:
         stop = stop_on_signals()
-        await asyncio.gather(run_proxy(config, stop), run_mailgate(config, stop))
+        await asyncio.gather(
+            run_proxy(config, stop), run_mailgate(config, stop), run_console(config, stop)
+        )
 
     asyncio.run(both())

@@ -197,6 +197,13 @@ def list_requests(config: Config, *, status: str | None = None, limit: int = 200
 def approve(config: Config, request_id: int, *, duration: str, everyone: bool, by: str) -> Request:
     if duration not in DURATIONS:
         raise UnblockError(f"--for must be one of {', '.join(DURATIONS)}")
+    if not everyone and get(config, request_id).user == "-":
+        # "-" is whoever the proxy could not identify: a per-user grant would open the
+        # site for every unidentified device.
+        raise UnblockError(
+            f"request {request_id} came from an unidentified device: approve it for everyone "
+            "or deny it"
+        )
     return _decide(
         config,
         request_id,

@@ -1,4 +1,4 @@
-"""``aupd run``: the proxy and the mail gateway in one process, stopped by one signal."""
+"""``aupd run``: proxy, mail gateway and console in one process, stopped by one signal."""
 
 from __future__ import annotations
 
@@ -15,7 +15,16 @@ from tests.conftest import AUPD, Origin, write_config
 def test_run_serves_web_and_mail_and_stops_on_sigterm(tmp_path: Path, origin_http: Origin) -> None:
     config = write_config(tmp_path, "")
     process = subprocess.Popen(
-        [AUPD, "--config", str(config), "--set", "mailgate.listen=127.0.0.1:0", "run"],
+        [
+            AUPD,
+            "--config",
+            str(config),
+            "--set",
+            "mailgate.listen=127.0.0.1:0",
+            "--set",
+            "web.listen=127.0.0.1:0",
+            "run",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -26,16 +35,16 @@ def test_run_serves_web_and_mail_and_stops_on_sigterm(tmp_path: Path, origin_htt
     def read() -> None:
         assert process.stdout is not None
         for line in process.stdout:
-            for name in ("proxy", "mailgate"):
+            for name in ("proxy", "mailgate", "console"):
                 if f'"{name} ready"' in line:
                     ports[name] = int(json.loads(line)["listen"][0].rsplit(":", 1)[1])
-            if len(ports) == 2:
+            if len(ports) == 3:
                 both.set()
         both.set()
 
     threading.Thread(target=read, daemon=True).start()
     try:
-        assert both.wait(60) and len(ports) == 2, "aupd run did not start both services"
+        assert both.wait(60) and len(ports) == 3, "aupd run did not start every service"
         fetched = subprocess.run(
             [
                 "curl",
@@ -50,6 +59,14 @@ def test_run_serves_web_and_mail_and_stops_on_sigterm(tmp_path: Path, origin_htt
             timeout=30,
         )
         assert fetched.stdout == "origin says hello from /x"
+        health = subprocess.run(
+            ["curl", "-sS", f"http://127.0.0.1:{ports['console']}/healthz"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        )
+        assert health.stdout.strip() == "ok"
         with smtplib.SMTP("127.0.0.1", ports["mailgate"], timeout=30) as client:
             client.sendmail(
                 "me@example.org", ["you@elsewhere.example"], b"Subject: hi\r\n\r\nhello\r\n"

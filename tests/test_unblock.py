@@ -235,3 +235,15 @@ def test_an_approval_opens_the_site_for_that_user_only_within_seconds(
         assert (check["decision"], check["rule"]) == ("allow", "unblocked")
     finally:
         live.stop()
+
+
+def test_a_request_from_an_unidentified_device_cannot_be_approved_just_for_them(
+    config: Config,
+) -> None:
+    secret = load_or_create_secret(config.state_dir)
+    request, _ = submit(config, secret, token_for(config, user="-"), "please")
+    with pytest.raises(UnblockError, match="unidentified device"):
+        approve(config, request.id, duration="1d", everyone=False, by="manager")
+    assert approve(config, request.id, duration="1d", everyone=True, by="manager").scope == (
+        "everyone"
+    )
