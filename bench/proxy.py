@@ -141,7 +141,8 @@ def main() -> None:
                 ],
                 {},
             ),
-            "aupd": ([AUPD, "--config", str(config), "proxy"], {}),
+            "aupd": ([AUPD, "--config", str(config), "proxy", "--workers", "1"], {}),
+            "aupd-2w": ([AUPD, "--config", str(config), "proxy", "--workers", "2"], {}),
         }
         rates: dict[str, list[float]] = {name: [] for name in commands}
         for run in range(args.runs):
@@ -167,6 +168,9 @@ def main() -> None:
         "  (target >= 0.90x)"
     )
     print(f"aupd / mitmdump lazy (medians): {aupd / statistics.median(rates['mitm-lazy']):.2f}x")
+    two = statistics.median(rates["aupd-2w"])
+    print(f"aupd 2 workers / 1 worker (medians): {two / aupd:.2f}x  (target >= 1.70x; wrk "
+          "and the origin share the same cores)")
 
 
 class Bare:
