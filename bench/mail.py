@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import json
 import os
 import re
@@ -300,25 +299,13 @@ def py_client(port: int, count: int, raw: bytes) -> None:
 
 
 def recipient_certificate(certs: Path) -> None:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
+
+    from tests.pki import email_certificate
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, RECIPIENT)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=365))
-        .add_extension(x509.SubjectAlternativeName([x509.RFC822Name(RECIPIENT)]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
+    cert = email_certificate(key, RECIPIENT)
     certs.mkdir(parents=True)
     (certs / "someone.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 

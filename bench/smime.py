@@ -19,7 +19,6 @@ Contract: smime_encrypt adds under 5 ms per message over cryptography alone.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import statistics
 import sys
 import tempfile
@@ -32,14 +31,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers import algorithms
 from cryptography.hazmat.primitives.serialization import pkcs7
-from cryptography.x509.oid import NameOID
 
 from mailgate.certs import CertDirectory
 from mailgate.protect import password_pdf, smime_encrypt
+from tests.pki import email_certificate
 
 CONTRACT_ADDED_MS = 5.0
 MESSAGE_BYTES = 20_000
@@ -52,19 +51,7 @@ PROSE = (
 
 
 def certificate(key: rsa.RSAPrivateKey, address: str) -> x509.Certificate:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, address)])
-    now = dt.datetime.now(dt.UTC)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=365))
-        .add_extension(x509.SubjectAlternativeName([x509.RFC822Name(address)]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
+    return email_certificate(key, address)
 
 
 def message(size: int = MESSAGE_BYTES) -> bytes:

@@ -3,7 +3,6 @@ Controller) and an smtplib client. Loaded for every test module by conftest.py."
 
 from __future__ import annotations
 
-import datetime as dt
 import email
 import email.policy
 import json
@@ -20,14 +19,13 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from aupd.config import Config, load_config
 from aupd.store import EventWriter, connect
 from mailgate.gateway import Gateway, make_authenticator, smtp_factory
+from tests.pki import email_certificate
 
 NHS = "943 476 5919"  # a valid NHS number (Modulus 11), grouped: always PII
 ORG = "rosehouse.example"
@@ -88,19 +86,7 @@ class Recipient:
 
 
 def make_cert(directory: Path, address: str, key: rsa.RSAPrivateKey) -> Recipient:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, address)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=365))
-        .add_extension(x509.SubjectAlternativeName([x509.RFC822Name(address)]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
+    cert = email_certificate(key, address)
     directory.mkdir(parents=True, exist_ok=True)
     cert_path = directory / f"{address}.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))

@@ -28,7 +28,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers import algorithms
 from cryptography.hazmat.primitives.serialization import pkcs7
-from cryptography.x509.oid import NameOID
 from docx import Document
 from fpdf import FPDF
 from fpdf.enums import EncryptionMethod
@@ -47,6 +46,7 @@ from mailgate.extract import (
     extract,
     html_to_text,
 )
+from tests.pki import email_certificate
 
 NHS = "943 476 5919"  # a valid test NHS number, grouped: always counts
 NHS_DIGITS = "9434765919"
@@ -353,18 +353,7 @@ def encrypted_office(plain: bytes, password: str = "Pa55word") -> bytes:  # noqa
 @functools.cache
 def recipient() -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "recipient")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
+    cert = email_certificate(key, None, common_name="recipient", days=1)
     return cert, key
 
 

@@ -41,6 +41,7 @@ from mailgate.protect import (
     password_protected_message,
     smime_encrypt,
 )
+from tests.pki import email_certificate
 
 ORG = "Rose House Care"
 SENDER = "alice@rosehouse.example"
@@ -73,19 +74,7 @@ class Recipient:
 @pytest.fixture(scope="session")
 def recipient(tmp_path_factory: pytest.TempPathFactory) -> Recipient:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Bob")])
-    now = dt.datetime.now(dt.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=365))
-        .add_extension(x509.SubjectAlternativeName([x509.RFC822Name(RECIPIENT)]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
+    certificate = email_certificate(key, RECIPIENT, common_name="Bob")
     directory = tmp_path_factory.mktemp("recipient")
     cert_path, key_path = directory / "cert.pem", directory / "key.pem"
     cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
