@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "mail": "mailgate.cli:mail_group",
     "unblock": "aupd.unblock_cli:unblock_group",
     "web": "console.cli:web_group",
+    "doctor": "aupd.doctor:doctor_command",
 }
 
 

@@ -22,6 +22,7 @@ import ssl
 import sys
 import tarfile
 import tempfile
+import time
 import urllib.error
 import urllib.request
 import zlib
@@ -29,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import IO, Final, Literal
+from typing import IO, Final, Literal, NoReturn
 
 import click
 
@@ -46,6 +47,13 @@ DOMAIN: Final = "domain"
 URL: Final = "url"
 
 DEFAULT_TIMEOUT = 60.0
+# List servers (UT1 is one university's machine) have bad minutes; a daily job should
+# not lose a day to one. Three attempts, 5 s and 30 s apart, or what Retry-After asks.
+DOWNLOAD_ATTEMPTS = 3
+RETRY_DELAYS = (5.0, 30.0)
+RETRY_AFTER_MAX = 300.0
+RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+_sleep = time.sleep  # replaced in tests
 MAX_DOWNLOAD_BYTES = 2 * 1024**3  # the full UT1 archive is ~40 MB; this only stops runaways
 CHUNK = 1 << 20
 
@@ -302,11 +310,29 @@ def _no_folder_reason(category: str) -> str:
 # --------------------------------------------------------------------------- download
 
 
+class _Transient(Exception):
+    """A download failure worth another try: the server or the network may recover."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+def _retry_after(error: urllib.error.HTTPError) -> float | None:
+    value = (error.headers.get("Retry-After") or "").strip() if error.headers else ""
+    return min(float(value), RETRY_AFTER_MAX) if value.isdigit() else None
+
+
 def download(url: str, dest_dir: Path, *, progress: bool, timeout: float) -> Path:
     """Fetch ``url`` into ``dest_dir`` (named after the URL's last path segment).
 
-    Trusts the system CAs, or only ``$SSL_CERT_FILE`` when that is set. Raises
-    SourceError naming the HTTP status, TLS problem, timeout or connection failure.
+    Trusts the system CAs, or only ``$SSL_CERT_FILE`` when that is set. A failure that may
+    pass (connection refused or reset, timeout, DNS, HTTP 408/429/5xx) is tried again, up
+    to DOWNLOAD_ATTEMPTS in all, after RETRY_DELAYS or the server's Retry-After; one that
+    will not (HTTP 404, an untrusted certificate, a redirect away from https) fails at
+    once. Raises SourceError naming the HTTP status, TLS problem, timeout or connection
+    failure.
     """
     if not url.startswith("https://"):
         raise SourceError(
@@ -317,7 +343,30 @@ def download(url: str, dest_dir: Path, *, progress: bool, timeout: float) -> Pat
         context = ssl.create_default_context(cafile=os.environ.get("SSL_CERT_FILE") or None)
     except (OSError, ssl.SSLError) as e:
         raise SourceError(url, f"cannot load SSL_CERT_FILE: {e}") from None
-    # https only (checked above), so urllib's file: and custom schemes are out of reach.
+    for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
+        try:
+            _fetch(url, dest, context, progress=progress, timeout=timeout)
+            return dest
+        except _Transient as e:
+            if attempt == DOWNLOAD_ATTEMPTS:
+                raise SourceError(url, f"{e.reason} ({attempt} attempts)") from None
+            delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS)) - 1]
+            if e.retry_after is not None:
+                delay = max(delay, e.retry_after)
+            from aupd import log  # not at import time: 'blocklists lookup' stays light
+
+            log.get("blocklists").warning(
+                "download_retry", url=url, attempt=attempt, reason=e.reason, retry_in=delay
+            )
+            _sleep(delay)
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _fetch(
+    url: str, dest: Path, context: ssl.SSLContext, *, progress: bool, timeout: float
+) -> None:
+    """One attempt: SourceError when retrying cannot help, _Transient when it may."""
+    # https only (checked by download), so urllib's file: and custom schemes are out of reach.
     request = urllib.request.Request(url, headers={"User-Agent": "aupd-blocklists"})  # noqa: S310
     try:
         with urllib.request.urlopen(request, timeout=timeout, context=context) as response:  # noqa: S310
@@ -326,12 +375,21 @@ def download(url: str, dest_dir: Path, *, progress: bool, timeout: float) -> Pat
             with dest.open("wb") as out:
                 _copy(response, out, url, progress=progress, total=response.length)
     except urllib.error.HTTPError as e:
-        raise SourceError(url, f"HTTP {e.code} {e.reason}") from None
+        reason = f"HTTP {e.code} {e.reason}"
+        if e.code in RETRYABLE_STATUS:
+            raise _Transient(reason, _retry_after(e)) from None
+        raise SourceError(url, reason) from None
     except urllib.error.URLError as e:
-        raise SourceError(url, _connect_reason(e.reason, timeout)) from None
+        _fail(url, e.reason, timeout)
     except (TimeoutError, ssl.SSLError, OSError) as e:
-        raise SourceError(url, _connect_reason(e, timeout)) from None
-    return dest
+        _fail(url, e, timeout)
+
+
+def _fail(url: str, reason: object, timeout: float) -> NoReturn:
+    text = _connect_reason(reason, timeout)
+    if isinstance(reason, ssl.SSLCertVerificationError):
+        raise SourceError(url, text) from None  # an untrusted server stays untrusted
+    raise _Transient(text) from None
 
 
 def _connect_reason(reason: object, timeout: float) -> str:

@@ -13,6 +13,7 @@ import tarfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from cryptography import x509
@@ -32,6 +33,12 @@ from blocklists.sources import (
 )
 
 FIXTURES = Path(__file__).parent / "fixtures" / "blocklists"
+
+
+@pytest.fixture(autouse=True)
+def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Failing downloads are retried; the tests need not wait the real 5 s and 30 s."""
+    monkeypatch.setattr("blocklists.sources.RETRY_DELAYS", (0.01, 0.01))
 
 
 def read(category: str, source: str | Path, fmt: str, timeout: float = 10.0) -> list[Entry]:
@@ -436,3 +443,97 @@ def test_connection_refused() -> None:
 def test_plain_http_is_refused() -> None:
     with pytest.raises(SourceError, match="only https"):
         read("piracy", "http://127.0.0.1:9/piracy.txt", "hosts")
+
+
+# --------------------------------------------------------------------------- retries
+
+
+class FlakyHandler(http.server.BaseHTTPRequestHandler):
+    """Answers each path with the next status from ``plan`` (200 serves ``body``)."""
+
+    plan: ClassVar[dict[str, list[int]]] = {}
+    seen: ClassVar[list[str]] = []
+    body = (FIXTURES / "piracy.txt").read_bytes()
+
+    def do_GET(self) -> None:
+        self.seen.append(self.path)
+        steps = self.plan.get(self.path, [404])
+        status = steps.pop(0) if len(steps) > 1 else steps[0]
+        body = self.body if status == 200 else b"try later\n"
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def flaky_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[str, type[FlakyHandler]]]:
+    ca, ca_key = make_ca("aupd flaky CA")
+    cert, key = make_server_cert(ca, ca_key)
+    monkeypatch.setenv("SSL_CERT_FILE", str(write_pem(tmp_path / "ca.pem", ca)))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(write_pem(tmp_path / "server.pem", cert, key))
+    handler = type("Handler", (FlakyHandler,), {"plan": {}, "seen": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}", handler
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_https_fails_twice_then_succeeds(
+    flaky_server: tuple[str, type[FlakyHandler]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, handler = flaky_server
+    handler.plan["/piracy.txt"] = [503, 502, 200]
+    waits: list[float] = []
+    monkeypatch.setattr("blocklists.sources._sleep", waits.append)
+    entries = read("piracy", f"{url}/piracy.txt", "hosts")
+    assert entries == read("piracy", FIXTURES / "piracy.txt", "hosts")
+    assert handler.seen == ["/piracy.txt"] * 3
+    assert waits == [0.01, 0.01]
+
+
+def test_https_gives_up_after_the_last_attempt(
+    flaky_server: tuple[str, type[FlakyHandler]],
+) -> None:
+    url, handler = flaky_server
+    handler.plan["/piracy.txt"] = [503]
+    with pytest.raises(SourceError, match=r"HTTP 503 .*\(3 attempts\)"):
+        read("piracy", f"{url}/piracy.txt", "hosts")
+    assert len(handler.seen) == 3
+
+
+def test_https_not_found_is_not_retried(flaky_server: tuple[str, type[FlakyHandler]]) -> None:
+    url, handler = flaky_server
+    with pytest.raises(SourceError, match="HTTP 404"):
+        read("piracy", f"{url}/gone.txt", "hosts")
+    assert handler.seen == ["/gone.txt"]
+
+
+def test_https_retry_after_is_honoured(
+    flaky_server: tuple[str, type[FlakyHandler]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, handler = flaky_server
+    handler.plan["/piracy.txt"] = [429, 200]
+    waits: list[float] = []
+    monkeypatch.setattr("blocklists.sources._sleep", waits.append)
+    original = FlakyHandler.send_response
+
+    def with_retry_after(self: FlakyHandler, code: int, message: str | None = None) -> None:
+        original(self, code, message)
+        if code == 429:
+            self.send_header("Retry-After", "7")
+
+    monkeypatch.setattr(FlakyHandler, "send_response", with_retry_after)
+    assert read("piracy", f"{url}/piracy.txt", "hosts")
+    assert waits == [7.0]
