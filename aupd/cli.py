@@ -27,6 +27,10 @@ COMMANDS: dict[str, str] = {
     "mail": "mailgate.cli:mail_group",
     "unblock": "aupd.unblock_cli:unblock_group",
     "web": "console.cli:web_group",
+    "report": "reports.cli:report_group",
+    "purge": "aupd.privacy:purge_command",
+    "export-subject": "aupd.privacy:export_subject_command",
+    "dpia-facts": "aupd.privacy:dpia_facts_command",
     "doctor": "aupd.doctor:doctor_command",
 }
 

@@ -410,6 +410,33 @@ SCHEMA: tuple[Section, ...] = (
             ),
         ),
     ),
+    Section(
+        "reports",
+        "The weekly report for the Registered Manager ('aupd report weekly').",
+        (
+            Key(
+                "pseudonymise",
+                _as_bool,
+                False,
+                'Show people in reports as stable pseudonyms ("Person 7f3a2c") instead of '
+                "names; 'aupd report reveal' maps one back for the manager.",
+            ),
+            Key(
+                "out_dir",
+                _as_str,
+                "aupd-data/reports",
+                "Where report files are written (purged after [store] retention_days).",
+                is_path=True,
+            ),
+            Key(
+                "large_download_bytes",
+                _as_int,
+                104_857_600,
+                "A person's traffic to one site in a week above this many bytes (default "
+                "100 MB) is listed under large downloads.",
+            ),
+        ),
+    ),
 )
 
 GROUP_KEYS: tuple[Key, ...] = (
@@ -509,6 +536,13 @@ class WebConfig:
 
 
 @dataclass(frozen=True)
+class ReportsConfig:
+    pseudonymise: bool
+    out_dir: Path
+    large_download_bytes: int
+
+
+@dataclass(frozen=True)
 class Config:
     organisation: Organisation
     store: StoreConfig
@@ -518,6 +552,7 @@ class Config:
     groups: Mapping[str, Group]
     mailgate: MailgateConfig
     web: WebConfig
+    reports: ReportsConfig
     file: Path | None = None
     base_dir: Path = field(default_factory=Path.cwd)
 
@@ -747,6 +782,7 @@ def _build(raw: dict[str, Any], file_label: str, base_dir: Path, path: Path | No
         groups=groups,
         mailgate=_mailgate(table("mailgate"), file_label),
         web=WebConfig(**table("web")),
+        reports=ReportsConfig(**table("reports")),
         file=path,
         base_dir=base_dir,
     )

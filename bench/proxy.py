@@ -169,8 +169,10 @@ def main() -> None:
     )
     print(f"aupd / mitmdump lazy (medians): {aupd / statistics.median(rates['mitm-lazy']):.2f}x")
     two = statistics.median(rates["aupd-2w"])
-    print(f"aupd 2 workers / 1 worker (medians): {two / aupd:.2f}x  (target >= 1.70x; wrk "
-          "and the origin share the same cores)")
+    print(
+        f"aupd 2 workers / 1 worker (medians): {two / aupd:.2f}x  (target >= 1.70x; wrk "
+        "and the origin share the same cores)"
+    )
 
 
 class Bare:
