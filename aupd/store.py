@@ -115,7 +115,7 @@ def _unblock_and_audit(db: sqlite_utils.Database) -> None:
             host TEXT NOT NULL,
             category TEXT,
             reason TEXT NOT NULL,       -- what the requester wrote
-            status TEXT NOT NULL,       -- pending | approved | denied
+            status TEXT NOT NULL,       -- pending, then approved | denied | done (reports)
             created_at TEXT NOT NULL,
             asked INTEGER NOT NULL DEFAULT 1,  -- repeats folded into this request
             decided_at TEXT,

@@ -261,6 +261,27 @@ def _decide(
         db.conn.close()
 
 
+def close_report(config: Config, request_id: int, *, by: str) -> Request:
+    """Mark a site report as dealt with (the manager listed the site, or decided not to)."""
+    db = connect(config.store.path)
+    try:
+        with db.conn:
+            current = _get(db.conn, request_id)
+            if current.kind != "report":
+                raise UnblockError(f"request {request_id} is an unblock request, not a report")
+            if current.status != "pending":
+                raise UnblockError(f"report {request_id} was already dealt with")
+            db.conn.execute(
+                "UPDATE unblock_requests SET status = 'done', decided_at = ?, decided_by = ? "
+                "WHERE id = ?",
+                [iso(utc_now()), by, request_id],
+            )
+            audit(db.conn, by, "close", f"site report {request_id}")
+            return _get(db.conn, request_id)
+    finally:
+        db.conn.close()
+
+
 def active_grants(config: Config, now: datetime | None = None) -> list[Grant]:
     """Approved unblocks in force now."""
     stamp = iso(now or utc_now())

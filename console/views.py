@@ -16,6 +16,7 @@ from aupd.unblock import (
     Request,
     UnblockError,
     approve,
+    close_report,
     deny,
     list_requests,
     notify_requester,
@@ -109,6 +110,17 @@ def deny_request(request_id: int) -> Response:
     return redirect(url_for(".start"))
 
 
+@bp.post("/requests/<int:request_id>/done")
+def close_site_report(request_id: int) -> Response:
+    try:
+        closed = close_report(state().config, request_id, by=_me())
+    except UnblockError as e:
+        flash(f"Not changed: {e}.", "error")
+        return redirect(url_for(".start"))
+    flash(f"Report about {closed.host} marked as dealt with.", "ok")
+    return redirect(url_for(".start"))
+
+
 @bp.get("/blocks")
 def blocks() -> str:
     config = state().config
@@ -169,3 +181,43 @@ def audit_log() -> str:
     rows = audit_page(config, before)
     older = rows[-1]["id"] if len(rows) == AUDIT_PAGE else None
     return render_template("audit.html", rows=rows, older=older)
+
+
+REPORT_WEEKS_LISTED = 12
+
+
+@bp.get("/reports")
+def reports_list() -> str:
+    """The weekly reports: this week so far and the weeks before it, built on demand
+    from the store (the same report the Monday email carries)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from reports.weeks import week_of
+
+    config = state().config
+    zone = config.organisation.timezone
+    current = week_of(datetime.now(ZoneInfo(zone)).date(), zone)
+    weeks = [current]
+    while len(weeks) < REPORT_WEEKS_LISTED:
+        weeks.append(weeks[-1].previous())
+    return render_template("reports.html", weeks=weeks, current=current)
+
+
+@bp.get("/reports/<label>")
+def report_view(label: str) -> Response | tuple[str, int]:
+    from reports import render_html, render_json
+    from reports.weekly import build
+    from reports.weeks import WeekError, parse_week
+
+    config = state().config
+    as_json = label.endswith(".json")
+    try:
+        week = parse_week(label.removesuffix(".json"), config.organisation.timezone)
+    except WeekError as e:
+        return render_template("error.html", title="No such week", message=str(e)), 404
+    report = build(config, week)
+    record_audit(config, _me(), "report", [week.label])
+    if as_json:
+        return Response(render_json.render(report), mimetype="application/json")
+    return Response(render_html.render(report), mimetype="text/html")

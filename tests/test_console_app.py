@@ -60,7 +60,17 @@ block = ["adult", "gambling", "piracy", "circumvention", "malware", "phishing"]
 windows = {{ gambling = ["Sat-Sun"] }}
 """
 
-PROTECTED = ["/", "/blocks", "/blocks?user=alice", "/quarantine", "/audit", "/audit?before=5"]
+PROTECTED = [
+    "/",
+    "/blocks",
+    "/blocks?user=alice",
+    "/quarantine",
+    "/audit",
+    "/audit?before=5",
+    "/reports",
+    "/reports/2026-W47",
+    "/reports/2026-W47.json",
+]
 PUBLIC = {
     "/login": "text/html",
     "/categories": "text/html",
@@ -979,3 +989,40 @@ def test_public_pages_set_no_session_cookie(client: FlaskClient) -> None:
     for path in PUBLIC:
         client.get(path)
     assert client.get_cookie("aupd_console") is None
+
+
+# ---------------------------------------------------------------------------- reports
+
+
+def test_reports_page_lists_weeks_and_shows_a_report_audited(
+    manager: FlaskClient, config: Config
+) -> None:
+    listing = manager.get("/reports")
+    assert listing.status_code == 200 and "(so far)" in listing.text
+    page = manager.get("/reports/2026-W47")
+    assert page.status_code == 200 and "Weekly internet and email report" in page.text
+    assert "<script" not in page.text
+    data = manager.get("/reports/2026-W47.json").get_json()
+    assert data["week"] == "2026-W47" and set(data) >= {"web", "mail", "unblock"}
+    assert manager.get("/reports/2026-W99").status_code == 404
+    audit = (
+        connect(config.store.path)
+        .execute("SELECT action, target FROM audit WHERE action = 'report'")
+        .fetchall()
+    )
+    assert audit == [("report", "2026-W47"), ("report", "2026-W47")]
+
+
+def test_a_site_report_can_be_marked_dealt_with(manager: FlaskClient, config: Config) -> None:
+    from aupd.unblock import report
+
+    reported, _ = report(config, "bob", "http://spam.example/", "adverts for casinos")
+    page = manager.get("/").text
+    assert "spam.example" in page and "Dealt with" in page
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)[1]  # type: ignore[index]
+    done = manager.post(f"/requests/{reported.id}/done", data={"csrf_token": token})
+    assert done.status_code == 302
+    assert get(config, reported.id).status == "done"
+    assert "marked as dealt with" in manager.get("/").text  # the flash, shown once
+    assert "spam.example" not in manager.get("/").text
+    assert manager.post(f"/requests/{reported.id}/done").status_code == 403  # no CSRF token
