@@ -13,7 +13,7 @@ import ssl
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,18 +154,42 @@ class LiveProxy:
         return self.config.parent / "state" / "mitmproxy" / "mitmproxy-ca-cert.pem"
 
     def stop(self) -> str:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        Service(self.process, {}, self.output).stop()
         return "".join(self.output)
 
 
-def start_proxy(command: list[str], config: Path, env: dict[str, str] | None = None) -> LiveProxy:
-    """Start a proxy process and wait for its 'proxy ready' line (it names the port)."""
+@dataclass
+class Service:
+    """A running aupd process and the ports its ready lines named."""
+
+    process: subprocess.Popen[str]
+    ports: dict[str, int]
+    output: list[str]
+
+    def stop(self, timeout: float = 30) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def _ready_port(line: str) -> int:
+    try:
+        listen = json.loads(line)["listen"][0]
+    except ValueError:  # not JSON (mitmdump's own logging): find the address
+        listen = "127.0.0.1:" + line.split("127.0.0.1:", 1)[1].split("'")[0].split('"')[0]
+    return int(listen.rsplit(":", 1)[1])
+
+
+def start_service(
+    command: list[str], *, ready: Iterable[str], env: dict[str, str] | None = None
+) -> Service:
+    """Start ``command`` and wait (on its output, not a timer) until it has logged
+    '<name> ready' for every name in ``ready``; each such line names the bound port."""
     process = subprocess.Popen(
         command,
         stdout=subprocess.PIPE,
@@ -174,30 +198,33 @@ def start_proxy(command: list[str], config: Path, env: dict[str, str] | None = N
         env={**os.environ, **(env or {})},
         start_new_session=True,
     )
-    assert process.stdout is not None
+    waiting = set(ready)
+    ports: dict[str, int] = {}
     output: list[str] = []
-    ready = threading.Event()
-    found: dict[str, int] = {}
+    done = threading.Event()
 
     def read() -> None:
         assert process.stdout is not None
         for line in process.stdout:
             output.append(line)
-            if "proxy ready" in line and not ready.is_set():
-                try:
-                    listen = json.loads(line)["listen"][0]
-                except ValueError:  # not JSON (mitmdump's own logging): find the address
-                    listen = line.split("127.0.0.1:", 1)[1].split("'")[0].split('"')[0]
-                    listen = "127.0.0.1:" + listen
-                found["port"] = int(listen.rsplit(":", 1)[1])
-                ready.set()
-        ready.set()
+            for name in waiting - set(ports):
+                if f"{name} ready" in line:
+                    ports[name] = _ready_port(line)
+            if set(ports) == waiting:
+                done.set()
+        done.set()  # the process ended
 
     threading.Thread(target=read, daemon=True).start()
-    if not ready.wait(timeout=60) or "port" not in found:
+    if not done.wait(timeout=60) or set(ports) != waiting:
         process.kill()
-        raise AssertionError("proxy did not start:\n" + "".join(output))
-    return LiveProxy(process, found["port"], config, output)
+        raise AssertionError(f"{command[-1]} did not start:\n" + "".join(output))
+    return Service(process, ports, output)
+
+
+def start_proxy(command: list[str], config: Path, env: dict[str, str] | None = None) -> LiveProxy:
+    """Start a proxy process and wait for its 'proxy ready' line (it names the port)."""
+    service = start_service(command, ready=["proxy"], env=env)
+    return LiveProxy(service.process, service.ports["proxy"], config, service.output)
 
 
 def curl(proxy: LiveProxy, url: str, *args: str) -> tuple[int, str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import threading
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from aupd.config import load_config
 from console import accounts
 from console.cli import bind_problem
 from console.passwords import verify_password
-from tests.conftest import AUPD, aupd, write_config
+from tests.conftest import AUPD, aupd, start_service, write_config
 
 PASSWORD = "a password of some length"
 
@@ -47,31 +46,11 @@ class LiveConsole:
 
 def start_console(config: Path) -> LiveConsole:
     """``aupd web`` on a free port; returns once its 'console ready' line names the port."""
-    process = subprocess.Popen(
+    running = start_service(
         [AUPD, "--config", str(config), "--set", "web.listen=127.0.0.1:0", "web"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
+        ready=["console"],
     )
-    output: list[str] = []
-    ready = threading.Event()
-    port: list[int] = []
-
-    def read() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            output.append(line)
-            if "console ready" in line and not port:
-                port.append(int(json.loads(line)["listen"][0].rsplit(":", 1)[1]))
-                ready.set()
-        ready.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    if not ready.wait(30) or not port:
-        process.kill()
-        raise AssertionError("aupd web did not start:\n" + "".join(output))
-    return LiveConsole(process, port[0], config, output)
+    return LiveConsole(running.process, running.ports["console"], config, running.output)
 
 
 @pytest.fixture

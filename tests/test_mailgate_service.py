@@ -3,65 +3,42 @@ middle of DATA never leaves the client believing its mail was accepted."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import smtplib
 import socket
 import sqlite3
 import subprocess
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import AUPD
+from tests.conftest import AUPD, start_service
 
 
 @dataclass
-class Service:
+class Gateway:
     process: subprocess.Popen[str]
     port: int
     root: Path
 
 
-def start_service(root: Path) -> Service:
+def start_gateway_process(root: Path) -> Gateway:
     config = root / "aupd.toml"
     config.write_text(
         '[store]\npath = "state/aupd.db"\nindex_dir = "state/index"\n'
         '[mailgate]\nlisten = "127.0.0.1:0"\ninternal_domains = ["rosehouse.example"]\n'
         'certs_dir = "state/certs"\nspool_dir = "state/mail"\n'
     )
-    process = subprocess.Popen(
-        [AUPD, "--config", str(config), "mailgate"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
-    ready = threading.Event()
-    port: list[int] = []
-
-    def read() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            if "mailgate ready" in line and not port:
-                port.append(int(json.loads(line)["listen"][0].rsplit(":", 1)[1]))
-                ready.set()
-        ready.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    if not ready.wait(60) or not port:
-        process.kill()
-        raise AssertionError("aupd mailgate did not start")
-    return Service(process, port[0], root)
+    running = start_service([AUPD, "--config", str(config), "mailgate"], ready=["mailgate"])
+    return Gateway(running.process, running.ports["mailgate"], root)
 
 
 @pytest.fixture
-def service(tmp_path: Path) -> Iterator[Service]:
-    running = start_service(tmp_path)
+def service(tmp_path: Path) -> Iterator[Gateway]:
+    running = start_gateway_process(tmp_path)
     yield running
     if running.process.poll() is None:
         running.process.kill()
@@ -78,7 +55,7 @@ def reply(sock: socket.socket) -> bytes:
     return data
 
 
-def test_killed_in_the_middle_of_data_the_client_never_sees_250(service: Service) -> None:
+def test_killed_in_the_middle_of_data_the_client_never_sees_250(service: Gateway) -> None:
     with socket.create_connection(("127.0.0.1", service.port), timeout=30) as sock:
         assert reply(sock).startswith(b"220")
         for command, expect in [
@@ -101,7 +78,7 @@ def test_killed_in_the_middle_of_data_the_client_never_sees_250(service: Service
     assert list((service.root / "state" / "mail").rglob("*.eml")) == []
 
 
-def test_serves_and_stops_cleanly_keeping_its_events(service: Service) -> None:
+def test_serves_and_stops_cleanly_keeping_its_events(service: Gateway) -> None:
     with smtplib.SMTP("127.0.0.1", service.port, timeout=30) as client:
         client.sendmail(
             "carol@rosehouse.example",

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import signal
 import smtplib
 import subprocess
-import threading
 from pathlib import Path
 
-from tests.conftest import AUPD, Origin, write_config
+from tests.conftest import AUPD, Origin, start_service, write_config
 
 
 def test_run_serves_web_and_mail_and_stops_on_sigterm(tmp_path: Path, origin_http: Origin) -> None:
     config = write_config(tmp_path, "")
-    process = subprocess.Popen(
+    service = start_service(
         [
             AUPD,
             "--config",
@@ -25,26 +22,10 @@ def test_run_serves_web_and_mail_and_stops_on_sigterm(tmp_path: Path, origin_htt
             "web.listen=127.0.0.1:0",
             "run",
         ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        ready=["proxy", "mailgate", "console"],
     )
-    ports: dict[str, int] = {}
-    both = threading.Event()
-
-    def read() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            for name in ("proxy", "mailgate", "console"):
-                if f'"{name} ready"' in line:
-                    ports[name] = int(json.loads(line)["listen"][0].rsplit(":", 1)[1])
-            if len(ports) == 3:
-                both.set()
-        both.set()
-
-    threading.Thread(target=read, daemon=True).start()
+    ports = service.ports
     try:
-        assert both.wait(60) and len(ports) == 3, "aupd run did not start every service"
         fetched = subprocess.run(
             [
                 "curl",
@@ -72,7 +53,6 @@ def test_run_serves_web_and_mail_and_stops_on_sigterm(tmp_path: Path, origin_htt
                 "me@example.org", ["you@elsewhere.example"], b"Subject: hi\r\n\r\nhello\r\n"
             )
     finally:
-        process.send_signal(signal.SIGTERM)
-        code = process.wait(timeout=30)
+        code = service.stop()
     assert code == 0
     assert len(list((tmp_path / "state" / "mail" / "outbox").glob("*.eml"))) == 1
