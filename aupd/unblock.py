@@ -26,7 +26,8 @@ DURATIONS: dict[str, timedelta | None] = {
     "always": None,
 }
 MAX_REASON = 1000
-ACTIONS = {"approved": "approve", "denied": "deny"}
+ACTIONS = {"approved": "approve", "denied": "deny", "done": "close"}
+ARTICLED = {"unblock": "an unblock request", "report": "a site report"}
 
 
 class UnblockError(ValueError):
@@ -242,41 +243,51 @@ def _decide(
 ) -> Request:
     now = utc_now()
     expires = iso(now + duration) if status == "approved" and duration is not None else None
-    db = connect(config.store.path)
-    try:
-        with db.conn:
-            current = _get(db.conn, request_id)
-            if current.kind != "unblock":
-                raise UnblockError(f"request {request_id} is a site report, not an unblock")
-            if current.status != "pending":
-                raise UnblockError(f"request {request_id} was already {current.status}")
-            db.conn.execute(
-                "UPDATE unblock_requests SET status = ?, decided_at = ?, decided_by = ?, "
-                "scope = ?, expires_at = ?, decision_note = ? WHERE id = ?",
-                [status, iso(now), by, scope, expires, note, request_id],
-            )
-            audit(db.conn, by, ACTIONS[status], f"unblock request {request_id}")
-            return _get(db.conn, request_id)
-    finally:
-        db.conn.close()
+    return _transition(
+        config,
+        request_id,
+        kind="unblock",
+        status=status,
+        by=by,
+        now=now,
+        changes={"scope": scope, "expires_at": expires, "decision_note": note},
+    )
 
 
 def close_report(config: Config, request_id: int, *, by: str) -> Request:
     """Mark a site report as dealt with (the manager listed the site, or decided not to)."""
+    return _transition(config, request_id, kind="report", status="done", by=by, now=utc_now())
+
+
+def _transition(
+    config: Config,
+    request_id: int,
+    *,
+    kind: str,
+    status: str,
+    by: str,
+    now: datetime,
+    changes: dict[str, str | None] | None = None,
+) -> Request:
+    """Move a pending request of ``kind`` to ``status``, audited, in one transaction."""
+    what = "unblock request" if kind == "unblock" else "site report"
+    sets = {"status": status, "decided_at": iso(now), "decided_by": by, **(changes or {})}
     db = connect(config.store.path)
     try:
         with db.conn:
             current = _get(db.conn, request_id)
-            if current.kind != "report":
-                raise UnblockError(f"request {request_id} is an unblock request, not a report")
+            if current.kind != kind:
+                raise UnblockError(
+                    f"request {request_id} is {ARTICLED[current.kind]}, not {ARTICLED[kind]}"
+                )
             if current.status != "pending":
-                raise UnblockError(f"report {request_id} was already dealt with")
+                raise UnblockError(f"{what} {request_id} was already {current.status}")
             db.conn.execute(
-                "UPDATE unblock_requests SET status = 'done', decided_at = ?, decided_by = ? "
+                f"UPDATE unblock_requests SET {', '.join(f'{c} = ?' for c in sets)} "  # noqa: S608
                 "WHERE id = ?",
-                [iso(utc_now()), by, request_id],
+                [*sets.values(), request_id],
             )
-            audit(db.conn, by, "close", f"site report {request_id}")
+            audit(db.conn, by, ACTIONS[status], f"{what} {request_id}")
             return _get(db.conn, request_id)
     finally:
         db.conn.close()
