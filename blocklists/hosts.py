@@ -94,7 +94,10 @@ def _parse_ipv6(h: str) -> str | None:
     if "%" in h:  # zone ids never identify a remote site
         return None
     try:
-        return ipaddress.IPv6Address(h).compressed
+        address = ipaddress.IPv6Address(h)
+        # ::ffff:a.b.c.d reaches the IPv4 host a.b.c.d: it must match what lists say of it.
+        mapped = address.ipv4_mapped
+        return str(mapped) if mapped is not None else address.compressed
     except ValueError:
         return None
 

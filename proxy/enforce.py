@@ -232,12 +232,20 @@ class Filter:
             if tunnel
             else rt.directory.identify(_login(flow), flow.client_conn.peername[0])
         )
-        host = flow.request.pretty_host
+        host = flow.request.pretty_host  # the Host header: what the browser shows
+        path = flow.request.path or "/"
         decision = (
             tunnel.decision
             if tunnel is not None and tunnel.decision.blocked
-            else self._decide(rt, who, host, flow.request.path or "/")
+            else self._decide(rt, who, host, path)
         )
+        # mitmproxy connects to the request target, which a client may set apart from the
+        # Host header ("GET http://listed/ HTTP/1.1" + "Host: allowed"): both must pass.
+        target = flow.request.host
+        if not decision.blocked and normalize_host(target) != normalize_host(host):
+            by_target = self._decide(rt, who, target, path)
+            if by_target.blocked:
+                decision, host = by_target, target
         flow.metadata[WHO] = who
         flow.metadata[DECISION] = decision
         flow.metadata[HOST] = normalize_host(host) or host

@@ -232,12 +232,6 @@ def test_raw_requests_never_reach_listed_content(
     well_behaved(proxy, origin_http)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="proxy: an IPv4-mapped IPv6 literal of a listed IP ([::ffff:127.0.0.9], "
-    "[::ffff:7f00:9]) is not matched against the listed IPv4 entry: plain HTTP and CONNECT "
-    "both reach the listed origin (200 with its content)",
-)
 @pytest.mark.parametrize(
     "how",
     [
@@ -258,13 +252,6 @@ def test_ipv4_mapped_ipv6_spelling_of_a_listed_ip_is_blocked(
         assert_no_bypass(status, body, target)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="proxy: for an absolute-form request the decision follows the Host header but "
-    "the connection follows the request-target: 'GET http://127.0.0.9:P/ HTTP/1.1' with "
-    "'Host: 127.0.0.1:Q' (an allowed host) is let through and returns the listed origin's "
-    "content",
-)
 def test_absolute_form_with_an_allowed_host_header_is_still_blocked(
     proxy: LiveProxy, listed_origin: int, origin_http: Origin
 ) -> None:

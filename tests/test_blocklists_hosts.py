@@ -38,7 +38,7 @@ from blocklists.hosts import is_ip, normalize_host, split_url
         # IPv6 -> compressed
         ("[2001:DB8:0:0::1]", "2001:db8::1"),
         ("2001:0db8:0000:0000:0000:0000:0000:0001", "2001:db8::1"),
-        ("[::FFFF:192.168.1.1]", "::ffff:192.168.1.1"),
+        ("[::FFFF:192.168.1.1]", "192.168.1.1"),  # mapped: the IPv4 host it reaches
         # garbage
         ("", None),
         (".", None),
