@@ -363,6 +363,12 @@ SCHEMA: tuple[Section, ...] = (
                 "auto",
                 "STARTTLS to the upstream: auto (when offered), require, or off.",
             ),
+            Key(
+                "upstream_timeout",
+                _as_int,
+                60,
+                "Seconds to wait for the upstream before answering 451 (clients retry).",
+            ),
             Key("upstream_user", _as_str, "", "Login for the upstream (empty: no AUTH)."),
             Key(
                 "upstream_password_file",
@@ -516,6 +522,7 @@ class MailgateConfig:
     max_messages_per_hour: int
     max_external_recipients_per_hour: int
     upstream_tls: str
+    upstream_timeout: int
     upstream_user: str
     upstream_password_file: Path | None
     tls_cert: Path | None

@@ -111,14 +111,16 @@ def _send_one(
     return tuple(accepted), refused
 
 
-def deliver(config: MailgateConfig, items: list[Outgoing], timeout: float = 60.0) -> DeliveryReport:
+def deliver(
+    config: MailgateConfig, items: list[Outgoing], timeout: float | None = None
+) -> DeliveryReport:
     """Send ``items`` in order over one connection. Never raises for SMTP trouble: every
     message ends up in ``delivered`` or ``failed``."""
     report = DeliveryReport()
     if not items:
         return report
     try:
-        client = _connect(config, timeout)
+        client = _connect(config, config.upstream_timeout if timeout is None else timeout)
     except UpstreamError as e:
         report.failed = [(item, e.failure) for item in items]
         return report

@@ -25,7 +25,7 @@ from aupd import log
 from aupd.config import Config
 from aupd.htpasswd import Htpasswd
 from aupd.relay import DeliveryReport, Failure, Outgoing, deliver
-from aupd.spool import Spool, new_id
+from aupd.spool import Spool, Spooled, new_id
 from aupd.store import EventWriter, iso, utc_now
 from aupd.users import UNKNOWN, Directory, Identity
 from mailgate.certs import CertDirectory
@@ -284,10 +284,15 @@ class Gateway:
         if not outgoing:
             return "250 2.0.0 Held for the Registered Manager to review."
         if self.mail.upstream is None:
+            written: list[Spooled] = []
             try:
                 for item in outgoing:
-                    self._spool_item("outbox", item, event)
+                    written.append(self._spool_item("outbox", item, event))
             except OSError as e:
+                # All or nothing: the client retries, and a copy left behind now would be
+                # a second copy then (a PDF whose password never went out).
+                for spooled in written:
+                    self.spool.remove(spooled)
                 logger.error("outbox not writable; answered 451", error=str(e))
                 return TEMPFAIL
             self._events_for(event, plans, outgoing, "outbox")
@@ -316,12 +321,15 @@ class Gateway:
                 else:
                     self._spool_item("queue", item, event)
         except OSError as e:
-            logger.error("queue not writable after a partial delivery", error=str(e))
+            # What is not queued would be lost after a 250. A 451 makes the client send
+            # again: those already served get a second copy, nobody gets none.
+            logger.error("queue not writable after a partial delivery; answered 451", error=str(e))
+            return TEMPFAIL
         self._events_for(event, plans, report.delivered, "sent")
         return "250 2.0.0 Delivered."
 
-    def _spool_item(self, folder: str, item: Outgoing, event: _EventContext) -> None:
-        self.spool.put(
+    def _spool_item(self, folder: str, item: Outgoing, event: _EventContext) -> Spooled:
+        return self.spool.put(
             folder,
             item.data,
             {

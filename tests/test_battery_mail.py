@@ -421,14 +421,6 @@ def test_a_full_or_read_only_spool_gives_451_and_leaves_nothing_half_written(
             assert not clear_pii_in(item.with_suffix(".eml").read_bytes())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway._hand_on (no upstream): the outgoing items are spooled one by one; when "
-    "the disk fills after the PDF message was written but before the password notice is, "
-    "the client gets 451 yet the PDF stays in the outbox (with its password lost). The "
-    "client's retry then writes a second PDF: two copies for the recipient, one of them "
-    "unopenable. Seen with 8-9 free pages on a 64 KiB tmpfs.",
-)
 def test_outbox_filling_up_half_way_never_leaves_a_copy_behind_a_451(
     running_for: Any, spool_tmpfs: Path
 ) -> None:
@@ -531,13 +523,6 @@ def test_a_read_only_state_disk_gives_4xx_or_exactly_once_and_keeps_events(
     assert all(not clear_pii_in(c) for c in copies_for(sink[0], STRANGER))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway._hand_on: when the upstream accepts one recipient and answers 4xx for "
-    "another, the refused copy is written to the retry queue; if that write fails "
-    "(disk full) the error is only logged and the client still gets '250 Delivered', "
-    "so that recipient's copy is lost with nobody told (no 4xx, no bounce, no queue item)",
-)
 def test_a_partial_delivery_with_a_full_queue_loses_no_recipient(
     running_for: Any, spool_tmpfs: Path
 ) -> None:
