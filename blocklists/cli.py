@@ -28,14 +28,20 @@ def blocklists_group() -> None:
 
 
 @blocklists_group.command("update")
+@click.option(
+    "--accept-shrink",
+    is_flag=True,
+    help="Install even if a list lost more than half its entries (normally taken for a "
+    "download cut short, and refused).",
+)
 @pass_app
-def update_command(app: App) -> None:
+def update_command(app: App, accept_shrink: bool) -> None:
     """Fetch/read every configured source, compile, and swap the new index in."""
     from blocklists.update import UpdateError, update
 
     config = app.config
     try:
-        report = update(config, progress=True)
+        report = update(config, progress=True, accept_shrink=accept_shrink)
     except UpdateError as e:
         fail(f"blocklists update failed, the index in use is unchanged: {e}")
     stats = report.stats

@@ -42,8 +42,24 @@ def _entries(config: Config, reads: list[ReadStats], progress: bool) -> Iterator
         yield from read_source(source, stats, progress=progress)
 
 
-def update(config: Config, progress: bool = False) -> UpdateReport:
-    """Rebuild the index from ``config.blocklists``; raises UpdateError, keeping the old one."""
+# A list that arrives with less than this share of its previous entries is taken for a
+# download cut short, not a list that shrank (real lists change by a few percent a day).
+SHRINK_LIMIT = 0.5
+SHRINK_MIN_ENTRIES = 100  # smaller lists may halve for real
+
+
+def shrunk_sources(previous: dict[str, int], now: dict[str, int]) -> list[str]:
+    """Sources that lost more than half their entries since the index in use."""
+    return [
+        f"{label} ({before} -> {now.get(label, 0)} entries)"
+        for label, before in previous.items()
+        if before >= SHRINK_MIN_ENTRIES and now.get(label, 0) < before * SHRINK_LIMIT
+    ]
+
+
+def update(config: Config, progress: bool = False, accept_shrink: bool = False) -> UpdateReport:
+    """Rebuild the index from ``config.blocklists``; raises UpdateError, keeping the old one.
+    A source that shrank to under half its size is refused unless ``accept_shrink``."""
     if not config.blocklists:
         raise UpdateError("no [[blocklists]] sources are configured")
     started = time.perf_counter()
@@ -55,6 +71,17 @@ def update(config: Config, progress: bool = False) -> UpdateReport:
             build = store.new_build_dir()
             try:
                 stats = compile_index(_entries(config, reads, progress), [], build)
+                current = store.open_current()
+                if current is not None and not accept_shrink:
+                    shrunk = shrunk_sources(
+                        current.stats.get("entries_by_source", {}), stats.entries_by_source
+                    )
+                    current.close()
+                    if shrunk:
+                        raise UpdateError(
+                            "these lists look cut short: " + "; ".join(shrunk) + ". If they "
+                            "really shrank, run 'aupd blocklists update --accept-shrink'"
+                        )
                 generation = store.install(build)
             finally:
                 if build.exists():

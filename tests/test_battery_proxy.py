@@ -419,13 +419,6 @@ def test_a_garbage_list_keeps_the_old_index_and_says_why(
     assert lookup.stdout.startswith("block\tadult")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="blocklists/update.py accepts a list that shrank to a sliver of its previous "
-    "size (a download cut short: 2003 entries -> 3 plus a half line): it installs the "
-    "truncated index with exit 0, so every host that fell off the end is let through; "
-    "issue 8 asks for 'truncated ... (old index kept, error reported)'",
-)
 def test_a_truncated_list_keeps_the_old_index(tmp_path: Path) -> None:
     root = tmp_path / "site"
     config = write_config(root, lists(root / "lists"))

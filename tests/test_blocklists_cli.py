@@ -243,3 +243,19 @@ def test_lookup_subprocess_many_lines(updated: Path) -> None:
     assert len(out) == len(urls)
     assert [i for i, line in enumerate(out) if line.startswith("block")] == [12_345]
     assert all(line.endswith(url) for line, url in zip(out, urls, strict=True))
+
+
+def test_a_list_that_shrank_by_half_needs_accept_shrink(tmp_path: Path) -> None:
+    from tests.conftest import aupd, write_config
+
+    listed = tmp_path / "list.txt"
+    listed.write_text("".join(f"site{n}.example\n" for n in range(200)))
+    config = write_config(tmp_path, f'[[blocklists]]\ncategory = "gambling"\nsource = "{listed}"\n')
+    aupd(config, "blocklists", "update")
+    listed.write_text("".join(f"site{n}.example\n" for n in range(60)))
+    refused = aupd(config, "blocklists", "update", check=False)
+    assert refused.returncode == 1
+    assert "200 -> 60 entries" in refused.stderr and "--accept-shrink" in refused.stderr
+    assert aupd(config, "blocklists", "lookup", "site150.example").stdout.startswith("block")
+    aupd(config, "blocklists", "update", "--accept-shrink")
+    assert aupd(config, "blocklists", "lookup", "site150.example").stdout.startswith("allow")
