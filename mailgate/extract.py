@@ -585,6 +585,8 @@ _ARCHIVE_MAGIC: Final[tuple[tuple[bytes, str], ...]] = (
     (b"\x1f\x8b", "gzip"),
 )
 _UNREAD: Final = {
+    # Data of no known format: nobody can say what is in it, so it is not "no text".
+    "binary": "data of unknown format: not read",
     "7z": "7z archive: not read",
     "rar": "RAR archive: not read",
     "gzip": "gzip archive: not read",
@@ -618,17 +620,20 @@ def _sniff(data: bytes, hint: _Hint) -> str:
         return "p7m"
     if (hint.ext in _PGP_EXTENSIONS or "pgp" in hint.ctype) and _pgp_packet_encrypted(data):
         return "pgp"
-    for magic, offset, kind in _MEDIA_MAGIC:
-        if data.startswith(magic, offset):
-            return kind
+    major = hint.ctype.split("/", 1)[0]
+    if major != "text":
+        # Declared text is shown as text by mail clients, whatever its first bytes look
+        # like ("GIF89a" typed at the top of a note), so only undeclared data is media.
+        for magic, offset, kind in _MEDIA_MAGIC:
+            if data.startswith(magic, offset):
+                return kind
     for magic, kind in _ARCHIVE_MAGIC:
         if data.startswith(magic):
             return kind
     text = _decode_text(data[:_SNIFF_TEXT], hint.charset)
-    major = hint.ctype.split("/", 1)[0]
-    if text is None and major == "text":
-        # Declared text with stray NULs or control bytes: a mail client shows it as
-        # text, so it is read as text (NULs dropped), not waved through as binary.
+    if text is None and (major == "text" or _mostly_text(data[:_SNIFF_TEXT])):
+        # Text with stray NULs or control bytes: it is read as text (NULs dropped), not
+        # waved through as binary.
         text = _text_anyway(data[:_SNIFF_TEXT], hint.charset)
     if text is None:
         return major if major in ("image", "audio", "video") else "binary"
@@ -662,7 +667,10 @@ def _decode_bytes(data: bytes, charset: str | None) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        return data.decode("cp1252", "replace")
+        # A guess either way: legacy Windows text, or UTF-8 with a stray byte. Both
+        # readings are scanned, so a UTF-8 no-break space between digit groups is not
+        # lost to the cp1252 reading (detection counts distinct values, not readings).
+        return data.decode("cp1252", "replace") + "\n\n" + data.decode("utf-8", "replace")
 
 
 def _decode_text(data: bytes, charset: str | None) -> str | None:
@@ -678,6 +686,13 @@ def _decode_text(data: bytes, charset: str | None) -> str | None:
     if controls * 20 > len(sample):  # over 5% control bytes: not a text format
         return None
     return _decode_bytes(data, charset)
+
+
+def _mostly_text(data: bytes) -> bool:
+    """Printable text apart from a few NULs or control bytes (under 2% of the bytes)."""
+    sample = data[:8192]
+    odd = sum(1 for b in sample if b < 0x20 and b not in b"\t\n\r\f")
+    return bool(sample) and odd * 50 <= len(sample)
 
 
 def _text_anyway(data: bytes, charset: str | None) -> str:

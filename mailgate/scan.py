@@ -24,10 +24,11 @@ the clear"):
 
 from __future__ import annotations
 
+import email.header
 import re
 import unicodedata
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 from mailgate.extract import (
@@ -96,11 +97,98 @@ class ScanResult:
         }
 
 
+SOURCE = "message source"
+SOURCE_VIEW_LIMIT = 32 << 20  # larger than any message the gateway accepts
+
+
 def scan_message(
     raw: bytes, *, register: Register | None = None, limits: Limits = DEFAULT_LIMITS
 ) -> ScanResult:
     """Scan a raw RFC 5322 message. Never raises on message content."""
-    return scan_parts(extract(raw, limits=limits), size=len(raw), register=register)
+    result = scan_parts(extract(raw, limits=limits), size=len(raw), register=register)
+    return with_source_view(result, raw, register)
+
+
+_HEADER_LINE = re.compile(rb"[!-9;-~]+:")
+# Headers that hold ids, dates, routes and parameters (boundary="=====1234...") but no
+# words people write: reading them would only find numbers that look like cards.
+TECHNICAL_HEADERS = frozenset(
+    {
+        "message-id",
+        "in-reply-to",
+        "references",
+        "date",
+        "received",
+        "return-path",
+        "content-type",
+        "content-transfer-encoding",
+        "content-id",
+        "content-disposition",
+        "mime-version",
+        "dkim-signature",
+        "arc-seal",
+        "arc-message-signature",
+        "arc-authentication-results",
+        "authentication-results",
+        "received-spf",
+        "thread-index",
+        "x-ms-exchange-organization-network-message-id",
+        "list-id",
+    }
+)
+
+
+def _wordy_headers(head: bytes) -> bytes:
+    """The header block without its technical fields (folded lines stay with theirs)."""
+    kept: list[bytes] = []
+    keep = True
+    for line in head.split(b"\n"):
+        if line[:1] not in (b" ", b"\t"):
+            name = line.partition(b":")[0].strip().lower().decode("latin-1")
+            keep = name not in TECHNICAL_HEADERS and not name.startswith(("arc-", "x-ms-"))
+        if keep:
+            kept.append(line)
+    return b"\n".join(kept)
+
+
+_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
+
+
+def decode_encoded_words(text: str) -> str:
+    """Text with every RFC 2047 encoded-word (=?utf-8?b?...?=) decoded in place, wherever
+    it stands: a broken header block still carries them."""
+
+    def decode(m: re.Match[str]) -> str:
+        try:
+            return str(email.header.make_header(email.header.decode_header(m.group(0))))
+        except (ValueError, LookupError, UnicodeError):
+            return m.group(0)
+
+    return _ENCODED_WORD.sub(decode, text)
+
+
+def with_source_view(result: ScanResult, raw: bytes, register: Register | None) -> ScanResult:
+    """A safety net under the structured scan: the detector also reads the message as it
+    travels. Every header that carries words (not the technical ones full of ids and
+    numbers) is read, encrypted message or not, since headers are never encrypted; and
+    when the header block itself is broken (a first line that is no header field, a
+    leading NUL), the whole message is read as text, as a client might show it."""
+    if len(raw) > SOURCE_VIEW_LIMIT:
+        return result
+    source = raw.replace(b"\r\n", b"\n")
+    head, _, _ = source.partition(b"\n\n")
+    broken = not _HEADER_LINE.match(source)
+    view = source if broken and not result.protected else _wordy_headers(head)
+    text = decode_encoded_words(view.replace(b"\x00", b"").decode("utf-8", "replace"))
+    found = {f.type for f in result.findings}
+    extra = [
+        PartFinding(f.type, f.count, SOURCE)
+        for f in findings(detect(text, register=register))
+        if f.type not in found
+    ]
+    if not extra:
+        return result
+    return replace(result, pii=True, protected=False, findings=[*result.findings, *extra])
 
 
 def scan_parts(parts: Iterable[Part], *, size: int, register: Register | None = None) -> ScanResult:

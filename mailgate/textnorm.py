@@ -14,6 +14,7 @@ one `isascii` check, or a few byte-level passes that find no other character.
 from __future__ import annotations
 
 import html
+import re
 import unicodedata
 from typing import Final
 
@@ -43,6 +44,9 @@ _NFKC_CHUNK: Final = 1 << 16
 _MAX_REPLACE_PASSES: Final = 8
 
 
+_C0 = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+
+
 def normalise(text: str) -> str:
     """Return `text` with entities decoded and look-alike characters folded to ASCII.
 
@@ -53,8 +57,14 @@ def normalise(text: str) -> str:
       bidi controls, C1 controls, stray combining marks) are removed, so they cannot
       split a number;
     - remaining Unicode spaces become U+0020, line and paragraph separators a newline,
-      and every dash or minus sign `-`.
+      and every dash or minus sign `-`;
+    - ASCII control bytes other than tab, newline, carriage return and form feed are
+      removed.
     """
+    if _C0.search(text):
+        # Control bytes carry nothing a reader sees, but one inside or between character
+        # references ("&#54\x01;") or digits would split a number: they go first.
+        text = _C0.sub("", text)
     if "&" in text:
         # HTML mail turned into text is full of &nbsp;: one replace() instead of a
         # Python callback per entity. ("&amp;nbsp;" does not contain "&nbsp;".)

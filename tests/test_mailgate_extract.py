@@ -919,7 +919,8 @@ def test_truncated_pkcs7_is_not_protected() -> None:
     cut = smime(b"x", serialization.Encoding.DER)[:60]
     parts = extract(message(attachments=[(cut, "application/pkcs7-mime", "smime.p7m")]))
     assert protected(parts) == {}
-    assert unscanned(parts) == {"attachment 1 (binary)": NO_TEXT_LAYER}
+    # Claims to be encrypted, is not, and is of no known format: unread, not "no text".
+    assert unscanned(parts) == {"attachment 1 (binary)": "data of unknown format: not read"}
 
 
 def test_signatures_are_skipped_and_opaque_signed_data_is_unscanned() -> None:
@@ -1133,7 +1134,7 @@ def test_legacy_office_files_have_their_raw_text_read() -> None:
     assert NHS in read and "Résidente 4010232137" in read
 
 
-def test_media_and_unknown_binaries_have_no_text_layer() -> None:
+def test_media_have_no_text_layer_and_unknown_data_is_unread() -> None:
     raw = message(
         attachments=[
             (b"\x89PNG\r\n\x1a\n" + bytes(100), "image/png", "logo.png"),
@@ -1147,7 +1148,7 @@ def test_media_and_unknown_binaries_have_no_text_layer() -> None:
         "attachment 1 (png)": NO_TEXT_LAYER,
         "attachment 2 (jpeg)": NO_TEXT_LAYER,
         "attachment 3 (audio)": NO_TEXT_LAYER,
-        "attachment 4 (binary)": NO_TEXT_LAYER,
+        "attachment 4 (binary)": "data of unknown format: not read",
         "attachment 5 (image)": NO_TEXT_LAYER,
     }
 
