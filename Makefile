@@ -37,6 +37,8 @@ lint: install
 bench: install
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 	@test -x /usr/sbin/smtp-source || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postfix; }
+	@command -v squidGuard >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq squidguard; }
+	@command -v squid >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq squid; }
 	$(PY) bench/run.py
 
 # System install on a gateway box (as root; docs/deploy.md). The installer finds its own

@@ -1,9 +1,14 @@
 """Blocklist index benchmark: compile time, size, load time, RSS and batch lookup rate.
 
 Two data sets: (a) the real lists in ../shared/data/blocklists (~300k domains) and
-(b) a synthetic 5,000,000-domain list. For each, ``aupd blocklists lookup --stdin`` and
-a naive Python set suffix-walk script (same input, same output format) each decide
-200,000 URLs (~10% listed), interleaved, 3 runs each.
+(b) a synthetic 5,000,000-domain list. For each, ``aupd blocklists lookup --stdin``, a
+naive Python set suffix-walk script (same input, same output format) and squidGuard 1.6
+(Debian's ``squidguard``; its Berkeley DB built from the same domains, one ``dest`` per
+category, URLs fed in squid's redirector format ``URL ip/fqdn ident method``) each
+decide 200,000 URLs (~10% listed), interleaved, 3 runs each. Peak RSS of every lookup
+process is its VmHWM, polled from /proc while it runs. squidGuard's answers are checked
+against aupd's and the naive set's, URL by URL (aupd also applies the lists' path rules;
+squidGuard and the naive set get domains only).
 
     .venv/bin/python bench/lookup.py [--domains 5000000] [--urls 200000] [--runs 3]
 """
@@ -13,12 +18,16 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+
+from results import figure
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "blocklists"
@@ -179,11 +188,87 @@ def write_urls(path: Path, listed: list[str], count: int) -> None:
             f.write(scheme + host + rng.choice(["/", "/index.html", "/a/b?q=1", ""]) + "\n")
 
 
-def timed_lookup(cmd: list[str], urls: Path, out: Path) -> tuple[float, str]:
+def timed_lookup(cmd: list[str], urls: Path, out: Path) -> tuple[float, str, int]:
+    """Wall seconds, stderr and peak RSS (VmHWM, kB, polled every 10 ms) of one run."""
+    peak = [0]
+
+    def poll(pid: int) -> None:
+        while process.returncode is None:
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+                peak[0] = max(peak[0], int(status.split("VmHWM:")[1].split()[0]))
+            except (OSError, IndexError):
+                pass
+            time.sleep(0.01)
+
     with urls.open("rb") as stdin, out.open("wb") as stdout:
         started = time.perf_counter()
-        done = subprocess.run(cmd, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, check=True)
-        return time.perf_counter() - started, done.stderr.decode()
+        process = subprocess.Popen(cmd, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE)
+        poller = threading.Thread(target=poll, args=(process.pid,))
+        poller.start()
+        _, stderr = process.communicate()
+        seconds = time.perf_counter() - started
+        poller.join()
+    if process.returncode:
+        raise SystemExit(f"{cmd[0]} failed:\n{stderr.decode()}")
+    return seconds, stderr.decode(), peak[0]
+
+
+def squidguard_build(work: Path, flat: Path) -> tuple[list[str], float, int]:
+    """squidGuard.conf + one domain list per category from ``flat``; build its .db files.
+
+    Returns the squidGuard command, the build's wall seconds and the .db files' bytes."""
+    sg = work / "squidguard"
+    by_category: dict[str, set[str]] = {}
+    with flat.open() as f:
+        for line in f:
+            domain, _, category = line.rstrip("\n").partition("\t")
+            by_category.setdefault(category, set()).add(domain)
+    dests = [f"c{i}" for i in range(len(by_category))]
+    for dest, domains in zip(dests, by_category.values(), strict=True):
+        (sg / dest).mkdir(parents=True)
+        with (sg / dest / "domains").open("w") as f:
+            for domain in domains:
+                # squidGuard misses m.example.com if both example.com and www.example.com
+                # are listed (its Berkeley DB neighbour search); a subdomain of a listed
+                # domain adds nothing, so leave those out, as squidGuard users do.
+                parent = domain.partition(".")[2]
+                while parent and parent not in domains:
+                    parent = parent.partition(".")[2]
+                if not parent:
+                    f.write(domain + "\n")
+    del by_category
+    conf = sg / "squidGuard.conf"
+    conf.write_text(
+        f"dbhome {sg}\nlogdir {sg}\n\n"
+        + "".join(f"dest {d} {{\n  domainlist {d}/domains\n}}\n" for d in dests)
+        + "\nacl {\n  default {\n    pass "
+        + " ".join(f"!{d}" for d in dests)
+        + " all\n    redirect http://blocked.invalid/\n  }\n}\n"
+    )
+    started = time.perf_counter()
+    subprocess.run(["squidGuard", "-c", str(conf), "-C", "all"], check=True, capture_output=True)
+    took = time.perf_counter() - started
+    size = sum(p.stat().st_size for p in sg.rglob("*.db"))
+    if not size:
+        raise SystemExit(f"squidGuard built no .db files:\n{(sg / 'squidGuard.log').read_text()}")
+    return ["squidGuard", "-c", str(conf)], took, size
+
+
+def squid_format(urls: Path, out: Path) -> None:
+    """The URLs as squid hands them to a url_rewrite helper (a scheme is always there)."""
+    with urls.open() as f, out.open("w") as g:
+        for line in f:
+            url = line.rstrip("\n")
+            url = url if "://" in url else "http://" + url
+            g.write(f"{url} 127.0.0.1/- - GET\n")
+
+
+def decisions(path: Path, squidguard: bool = False) -> list[bool]:
+    """Blocked or not, per input line, from a lookup's output."""
+    if squidguard:  # squidGuard 1.6: "ERR" passes, "OK rewrite-url=..." redirects
+        return [line.startswith(b"OK") for line in path.open("rb")]
+    return [line.startswith(b"block") for line in path.open("rb")]
 
 
 def spread(rates: list[float]) -> str:
@@ -224,20 +309,35 @@ def bench(
         f"after {n_urls:,} lookups {p['rss_after_lookups_kb'] / 1024:.0f} MB"
     )
 
+    sg_cmd, sg_build_s, sg_size = squidguard_build(work, flat)
+    print(
+        f"squidGuard: DB build {sg_build_s:.1f} s, .db files {sg_size / 1e6:.0f} MB "
+        f"= {sg_size / domains:.1f} bytes/domain"
+    )
+    sg_urls = work / "urls.squid"
+    squid_format(urls, sg_urls)
+
     naive_py = work / "naive.py"
     naive_py.write_text(NAIVE)
     aupd_cmd = [AUPD, "--config", str(config), "blocklists", "lookup", "--stdin"]
     naive_cmd = [PYTHON, str(naive_py), str(flat)]
     empty = work / "empty.txt"
     empty.write_text("")
-    aupd_t, startup_t, naive_t, naive_load, naive_walk = [], [], [], [], []
+    aupd_t, startup_t, naive_t, naive_load, naive_walk, sg_t = [], [], [], [], [], []
+    rss: dict[str, int] = {"aupd": 0, "naive": 0, "squidGuard": 0}
     for _ in range(runs):
-        aupd_t.append(timed_lookup(aupd_cmd, urls, work / "aupd.out")[0])
-        seconds, stderr = timed_lookup(naive_cmd, urls, work / "naive.out")
+        seconds, _, peak = timed_lookup(aupd_cmd, urls, work / "aupd.out")
+        aupd_t.append(seconds)
+        rss["aupd"] = max(rss["aupd"], peak)
+        seconds, stderr, peak = timed_lookup(naive_cmd, urls, work / "naive.out")
         naive_t.append(seconds)
+        rss["naive"] = max(rss["naive"], peak)
         load, walk = map(float, stderr.split())
         naive_load.append(load)
         naive_walk.append(walk)
+        seconds, _, peak = timed_lookup(sg_cmd, sg_urls, work / "squidguard.out")
+        sg_t.append(seconds)
+        rss["squidGuard"] = max(rss["squidGuard"], peak)
         startup_t.append(timed_lookup(aupd_cmd, empty, work / "empty.out")[0])
 
     startup = statistics.median(startup_t)
@@ -249,16 +349,55 @@ def bench(
         sum(line.startswith(b"block") for line in (work / f).open("rb"))
         for f in ("aupd.out", "naive.out")
     ]
+    sg_rates = [n_urls / t for t in sg_t]
+    said = {
+        "aupd": decisions(work / "aupd.out"),
+        "naive": decisions(work / "naive.out"),
+        "squidGuard": decisions(work / "squidguard.out", squidguard=True),
+    }
+    if {len(v) for v in said.values()} != {n_urls}:
+        raise SystemExit(f"answers per system: { {k: len(v) for k, v in said.items()} }")
+    differ = {
+        other: sum(a != b for a, b in zip(said["squidGuard"], said[other], strict=True))
+        for other in ("aupd", "naive")
+    }
     med = statistics.median
-    print(f"blocked: aupd {blocked[0]:,}, naive {blocked[1]:,} (aupd also applies path rules)")
+    print(
+        f"blocked: aupd {blocked[0]:,}, naive {blocked[1]:,}, squidGuard "
+        f"{sum(said['squidGuard']):,} (aupd also applies path rules)"
+    )
+    print(
+        f"squidGuard disagrees with aupd on {differ['aupd']:,} URLs, "
+        f"with the naive set on {differ['naive']:,}"
+    )
+    print(
+        "peak RSS of the lookup process: "
+        + ", ".join(f"{k} {v / 1024:.0f} MB" for k, v in rss.items())
+    )
     print(f"aupd lookup, whole process        {spread(aupd_rates)}")
     print(f"  less its startup ({startup * 1000:.0f} ms)      {spread(aupd_net)}")
     print(f"naive set walk, whole process     {spread(naive_rates)}")
     print(f"  walk only (set load {med(naive_load):.2f} s)    {spread(walk_rates)}")
-    print(
-        f"ratio aupd/naive (medians): whole process {med(aupd_rates) / med(naive_rates):.2f}x, "
-        f"lookups only {med(aupd_net) / med(walk_rates):.2f}x"
+    print(f"squidGuard, whole process         {spread(sg_rates)}")
+    whole, only = med(aupd_rates) / med(naive_rates), med(aupd_net) / med(walk_rates)
+    vs_sg = med(aupd_rates) / med(sg_rates)
+    print(f"ratio aupd/naive (medians): whole process {whole:.2f}x, lookups only {only:.2f}x")
+    print(f"ratio aupd/squidGuard (medians, whole processes): {vs_sg:.1f}x")
+    tag = f"lookup {name}"
+    figure(f"{tag}: aupd/squidGuard rate", f"{vs_sg:.1f}x", ">= 10x", vs_sg >= 10)
+    figure(f"{tag}: aupd/naive rate, lookups only", f"{only:.2f}x", ">= 0.8x", only >= 0.8)
+    figure(f"{tag}: aupd/naive rate, whole process", f"{whole:.2f}x")
+    figure(f"{tag}: squidGuard vs aupd, URLs decided differently", f"{differ['aupd']:,}")
+    figure(f"{tag}: squidGuard vs naive, URLs decided differently", f"{differ['naive']:,}")
+    figure(
+        f"{tag}: peak RSS aupd / naive / squidGuard",
+        " / ".join(f"{v / 1024:.0f} MB" for v in rss.values()),
     )
+    if name == "synthetic":
+        per_domain, load_s = size / domains, p["open_s"]
+        figure(f"{tag}: index bytes/domain", f"{per_domain:.1f} B", "<= 32 B", per_domain <= 32)
+        figure(f"{tag}: index load", f"{load_s * 1000:.0f} ms", "< 1 s", load_s < 1)
+        figure(f"{tag}: squidGuard DB build", f"{sg_build_s:.0f} s, {sg_size / 1e6:.0f} MB")
 
 
 def main() -> None:
@@ -268,6 +407,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
+    if not shutil.which("squidGuard"):
+        raise SystemExit("squidGuard is needed: apt-get install squidguard")
     with tempfile.TemporaryDirectory(prefix="aupd-bench-") as tmp:
         real, synthetic = Path(tmp, "real"), Path(tmp, "synthetic")
         real.mkdir()

@@ -29,6 +29,8 @@ from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from results import figure  # noqa: E402
+
 from aupd.config import load_config  # noqa: E402
 from aupd.store import connect, iso  # noqa: E402
 from blocklists.index import IndexStore, compile_index  # noqa: E402
@@ -344,6 +346,9 @@ def main() -> None:
             f"  peak RSS {peak:.0f} MB (target < {TARGET_MB} MB)"
             f"  {'ok' if peak < TARGET_MB else 'TOO BIG'}"
         )
+        figure("report: weekly, 5M requests + 20k mails", f"{median:.2f} s",
+               f"< {TARGET_SECONDS:g} s", median < TARGET_SECONDS)  # fmt: skip
+        figure("report: weekly, peak RSS", f"{peak:.0f} MB", f"< {TARGET_MB} MB", peak < TARGET_MB)
         if median >= TARGET_SECONDS or peak >= TARGET_MB:
             sys.exit(1)
     finally:
