@@ -48,7 +48,9 @@ def configure(
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
         ),
-        logger_factory=structlog.PrintLoggerFactory(stream),
+        # One write() per line (PrintLogger writes the newline separately): proxy workers
+        # share stdout, and their lines must not interleave in the journal.
+        logger_factory=structlog.WriteLoggerFactory(stream),
         cache_logger_on_first_use=True,
     )
 

@@ -101,7 +101,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def proxy(site: Path) -> Iterator[LiveProxy]:
-    live = start_proxy([AUPD, "--config", str(site), "proxy"], site)
+    live = start_proxy([AUPD, "--config", str(site), "proxy", "--workers", "1"], site)
     yield live
     live.stop()
 
