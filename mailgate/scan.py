@@ -175,10 +175,15 @@ def with_source_view(result: ScanResult, raw: bytes, register: Register | None) 
     leading NUL), the whole message is read as text, as a client might show it."""
     if len(raw) > SOURCE_VIEW_LIMIT:
         return result
-    source = raw.replace(b"\r\n", b"\n")
-    head, _, _ = source.partition(b"\n\n")
-    broken = not _HEADER_LINE.match(source)
-    view = source if broken and not result.protected else _wordy_headers(head)
+    broken = not _HEADER_LINE.match(raw)
+    if broken and not result.protected:
+        view = raw.replace(b"\r\n", b"\n")
+    else:
+        # Only the header block: cut it off before touching the (possibly huge) body.
+        end = min(
+            (i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0), default=len(raw)
+        )
+        view = _wordy_headers(raw[:end].replace(b"\r\n", b"\n"))
     text = decode_encoded_words(view.replace(b"\x00", b"").decode("utf-8", "replace"))
     found = {f.type for f in result.findings}
     extra = [
