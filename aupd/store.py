@@ -14,8 +14,8 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -218,11 +218,36 @@ class WriterStats:
     failures: int = 0
 
 
+RollupKey = tuple[str, tuple[Any, ...]]
+
+
+@dataclass
+class Batch:
+    """What one flush hands on: rows, roll-up increments, and drops not yet recorded
+    (reason -> count). Plain data, so another process can send one (aupd.eventhub)."""
+
+    rows: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    rollups: dict[RollupKey, list[int]] = field(default_factory=dict)
+    drops: dict[str, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.rows) + len(self.rollups) + len(self.drops)
+
+
+class Undelivered(Exception):
+    """A flush could not hand ``batch`` on (the part of it not handed on)."""
+
+    def __init__(self, batch: Batch, error: BaseException) -> None:
+        super().__init__(f"{type(error).__name__}: {error}")
+        self.batch = batch
+
+
 class EventWriter:
     """Buffers rows and roll-up increments; a daemon thread writes them in batches.
 
     ``insert`` and ``add`` are safe to call from an event loop: they only append to a
     deque or bump a dict entry (atomic under the GIL) and never wait for the database.
+    Subclasses hand batches on elsewhere by overriding ``_deliver``.
     """
 
     def __init__(
@@ -241,8 +266,11 @@ class EventWriter:
         self.busy_timeout = busy_timeout
         self.stats = WriterStats()
         self._rows: deque[tuple[str, dict[str, Any]]] = deque()
-        self._rollups: dict[tuple[str, tuple[Any, ...]], list[int]] = {}
-        self._unrecorded_drops = 0
+        self._rollups: dict[RollupKey, list[int]] = {}
+        # Drops come from the hot path and the flush thread alike: a lock keeps the count
+        # exact (it is taken only when something is dropped).
+        self._drops: dict[str, int] = {}
+        self._drops_lock = threading.Lock()
         self._last_error = ""
         self._stop = threading.Event()
         self._flushed = threading.Condition()
@@ -269,6 +297,17 @@ class EventWriter:
             for i, n in enumerate(counts):
                 slot[i] += n
 
+    def merge(self, batch: Batch) -> None:
+        """Take on a batch another process buffered (the proxy workers' one writer).
+        Its drops are recorded here, under their own reasons, but not counted again in
+        this writer's stats beyond ``dropped``."""
+        for table, row in batch.rows:
+            self.insert(table, row)
+        for (table, key), counts in batch.rollups.items():
+            self.add(table, key, *counts)
+        for reason, count in batch.drops.items():
+            self._note_drops(reason, count)
+
     # -- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> EventWriter:
@@ -289,19 +328,16 @@ class EventWriter:
             self._db = None
 
     def flush(self) -> None:
-        """Write everything buffered now (the thread also calls this every interval)."""
-        rows = self._take_rows()
-        rollups, self._rollups = self._rollups, {}
-        if not rows and not rollups and not self._unrecorded_drops:
+        """Hand on everything buffered now (the thread also calls this every interval)."""
+        batch = self._take()
+        if not batch:
             return
         try:
-            db = self._connect()
-            with db.conn:
-                self._write(db, rows, rollups)
-        except (sqlite3.Error, OSError) as e:
-            self._retry_later(rows, rollups, e)
+            self._deliver(batch)
+        except Undelivered as e:
+            self._retry_later(e.batch, str(e))
             return
-        self.stats.written += len(rows) + len(rollups)
+        self.stats.written += len(batch.rows) + len(batch.rollups)
         if self._last_error:
             logger.info("store writable again", component=self.component)
             self._last_error = ""
@@ -319,25 +355,38 @@ class EventWriter:
         while not self._stop.wait(self.flush_interval):
             self.flush()
 
+    def _take(self) -> Batch:
+        rows = []
+        while self._rows:
+            rows.append(self._rows.popleft())
+        rollups, self._rollups = self._rollups, {}
+        with self._drops_lock:
+            drops, self._drops = self._drops, {}
+        return Batch(rows, rollups, drops)
+
+    def _deliver(self, batch: Batch) -> None:
+        """Write one batch in one transaction; raises Undelivered when it could not."""
+        try:
+            db = self._connect()
+            with db.conn:
+                self._write(db, batch)
+        except (sqlite3.Error, OSError) as e:
+            if self._db is not None:
+                # A broken connection (file deleted, disk error) is reopened next time.
+                try:
+                    self._db.conn.close()
+                finally:
+                    self._db = None
+            raise Undelivered(batch, e) from e
+
     def _connect(self) -> sqlite_utils.Database:
         if self._db is None:
             self._db = connect(self.path, self.busy_timeout)
         return self._db
 
-    def _take_rows(self) -> list[tuple[str, dict[str, Any]]]:
-        rows = []
-        while self._rows:
-            rows.append(self._rows.popleft())
-        return rows
-
-    def _write(
-        self,
-        db: sqlite_utils.Database,
-        rows: Iterable[tuple[str, dict[str, Any]]],
-        rollups: Mapping[tuple[str, tuple[Any, ...]], list[int]],
-    ) -> None:
+    def _write(self, db: sqlite_utils.Database, batch: Batch) -> None:
         by_table: dict[str, list[dict[str, Any]]] = {}
-        for table, row in rows:
+        for table, row in batch.rows:
             by_table.setdefault(table, []).append(row)
         # Table and column names come from this code base, never from traffic (S608).
         for table, table_rows in by_table.items():
@@ -347,6 +396,7 @@ class EventWriter:
                 f"VALUES ({', '.join('?' for _ in columns)})"
             )
             db.conn.executemany(sql, [[r.get(c) for c in columns] for r in table_rows])
+        rollups = batch.rollups
         for table in {t for t, _ in rollups}:
             keys, counters = ROLLUPS[table]
             cols = [*keys, *counters]
@@ -359,21 +409,14 @@ class EventWriter:
             db.conn.executemany(
                 sql, [[*key, *counts] for (t, key), counts in rollups.items() if t == table]
             )
-        if self._unrecorded_drops:
-            db.conn.execute(
-                "INSERT INTO store_health (at, component, dropped, reason) VALUES (?, ?, ?, ?)",
-                [iso(utc_now()), self.component, self._unrecorded_drops, self._last_error or "-"],
-            )
-            self._unrecorded_drops = 0
+        at = iso(utc_now())
+        db.conn.executemany(
+            "INSERT INTO store_health (at, component, dropped, reason) VALUES (?, ?, ?, ?)",
+            [[at, self.component, count, reason] for reason, count in batch.drops.items()],
+        )
 
-    def _retry_later(
-        self,
-        rows: list[tuple[str, dict[str, Any]]],
-        rollups: dict[tuple[str, tuple[Any, ...]], list[int]],
-        error: BaseException,
-    ) -> None:
+    def _retry_later(self, batch: Batch, reason: str) -> None:
         self.stats.failures += 1
-        reason = f"{type(error).__name__}: {error}"
         if reason != self._last_error:
             logger.warning(
                 "store unavailable; keeping events for retry",
@@ -381,26 +424,22 @@ class EventWriter:
                 component=self.component,
             )
             self._last_error = reason
-        if self._db is not None:
-            # A broken connection (file deleted, disk error) is reopened on the next try.
-            try:
-                self._db.conn.close()
-            finally:
-                self._db = None
+        rows = batch.rows
         room = self.max_pending - len(self._rows)
         keep, lost = rows[-room:] if room > 0 else [], max(0, len(rows) - max(room, 0))
         self._rows.extendleft(reversed(keep))
-        for slot_key, counts in rollups.items():
+        for slot_key, counts in batch.rollups.items():
             slot = self._rollups.setdefault(slot_key, [0] * len(counts))
             for i, n in enumerate(counts):
                 slot[i] += n
+        for old_reason, count in batch.drops.items():
+            self._note_drops(old_reason, count, counted=True)
         if lost:
             self._drop(lost, reason)
 
     def _drop(self, count: int, reason: str) -> None:
         first = self.stats.dropped == 0
-        self.stats.dropped += count
-        self._unrecorded_drops += count
+        self._note_drops(reason, count)
         if first or self.stats.dropped % 10_000 < count:
             logger.error(
                 "store events dropped",
@@ -408,6 +447,13 @@ class EventWriter:
                 reason=reason,
                 component=self.component,
             )
+
+    def _note_drops(self, reason: str, count: int, *, counted: bool = False) -> None:
+        """Remember ``count`` drops for store_health; ``counted``: already in the stats."""
+        with self._drops_lock:
+            self._drops[reason] = self._drops.get(reason, 0) + count
+            if not counted:
+                self.stats.dropped += count
 
 
 _hour_cache: tuple[int, str] = (-1, "")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import click
 
@@ -14,9 +16,17 @@ from aupd.cli import App, fail, pass_app
 from aupd.config import Config
 from aupd.services import stop_on_signals
 
+if TYPE_CHECKING:
+    from aupd.store import EventWriter
 
-async def run_proxy(config: Config, stop: asyncio.Event | None = None) -> None:
-    """Run mitmproxy with the aupd addons until SIGINT/SIGTERM (or ``stop`` is set)."""
+
+async def run_proxy(
+    config: Config,
+    stop: asyncio.Event | None = None,
+    new_writer: Callable[[], EventWriter] | None = None,
+) -> None:
+    """Run mitmproxy with the aupd addons until SIGINT/SIGTERM (or ``stop`` is set).
+    ``new_writer`` makes the store writer (default: one of this process's own)."""
     from mitmproxy.exceptions import OptionsError
     from mitmproxy.options import Options
     from mitmproxy.tools.dump import DumpMaster
@@ -27,7 +37,7 @@ async def run_proxy(config: Config, stop: asyncio.Event | None = None) -> None:
     ensure_ca(config.proxy.confdir, config.organisation.name)
     options = Options()
     master = DumpMaster(options, with_termlog=True, with_dumper=False)
-    master.addons.add(*make_addons(config))
+    master.addons.add(*make_addons(config, new_writer))
     # Setting options after the addons are in triggers every addon's configure(), ours too.
     try:
         options.update(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import structlog
@@ -73,13 +73,13 @@ class Runtime:
     grants: Grants = NO_GRANTS
 
     @classmethod
-    def from_config(cls, config: Config) -> Runtime:
+    def from_config(cls, config: Config, writer: EventWriter | None = None) -> Runtime:
         return cls(
             config=config,
             policy=Policy(config),
             directory=Directory(config),
             index=IndexStore(config.store.index_dir),
-            writer=EventWriter(config.store.path, "proxy").start(),
+            writer=(writer or EventWriter(config.store.path, "proxy")).start(),
             secret=load_or_create_secret(config.state_dir),
             console=config.web.url,
         )
@@ -103,8 +103,12 @@ class Runtime:
 class AupdOptions:
     """Declares aupd's mitmproxy options and owns the Runtime they configure."""
 
-    def __init__(self, config: Config | None = None) -> None:
+    def __init__(
+        self, config: Config | None = None, new_writer: Callable[[], EventWriter] | None = None
+    ) -> None:
         self._given = config
+        # Proxy workers forward their events to one writer (aupd.eventhub) instead.
+        self._new_writer = new_writer
         self.runtime: Runtime | None = None
         self._grants_task: asyncio.Task[None] | None = None
 
@@ -135,7 +139,7 @@ class AupdOptions:
             raise exceptions.OptionsError(f"aupd config error: {e}") from None
         if self.runtime is not None:
             self.runtime.writer.stop()
-        self.runtime = Runtime.from_config(config)
+        self.runtime = Runtime.from_config(config, self._new_writer and self._new_writer())
         if "connection_strategy" in ctx.options and ctx.options.connection_strategy != "lazy":
             # Blocked sites must get our page even when they do not resolve: never connect
             # upstream before the policy has had its say.
@@ -351,6 +355,8 @@ def _response_bytes(flow: http.HTTPFlow) -> int:
     return int(length) if length.isdigit() else 0
 
 
-def make_addons(config: Config | None = None) -> list[object]:
-    options = AupdOptions(config)
+def make_addons(
+    config: Config | None = None, new_writer: Callable[[], EventWriter] | None = None
+) -> list[object]:
+    options = AupdOptions(config, new_writer)
     return [options, Filter(options), UsageLog(options)]

@@ -3,8 +3,11 @@
 mitmproxy runs on one core. Each worker is a forked process with its own event loop that
 binds the same address with SO_REUSEPORT, and the kernel spreads new connections over
 them. The compiled index is memory-mapped, so the workers share its pages instead of
-holding a copy each. The parent only supervises: it restarts a worker that dies and
-passes SIGTERM/SIGINT on.
+holding a copy each. The workers don't write to the store themselves: they forward their
+events to one store writer, a small hub process (aupd.eventhub). The parent only
+supervises: it forks the hub and the workers before it runs any thread of its own,
+restarts whichever dies, passes SIGTERM/SIGINT on to the workers and stops the hub once
+they have flushed their last events.
 """
 
 from __future__ import annotations
@@ -52,9 +55,10 @@ def _fixed_port(config: Config) -> Config:
     return replace(config, proxy=replace(config.proxy, listen=HostPort(listen.host, port)))
 
 
-def _worker(config: Config, number: int) -> None:
+def _worker(config: Config, number: int, sending: socket.socket) -> None:
     from mitmproxy.proxy import mode_servers
 
+    from aupd.eventhub import EventForwarder
     from proxy.cli import run_proxy
 
     # mitmproxy opens its listener with asyncio.start_server and offers no reuse_port
@@ -63,7 +67,13 @@ def _worker(config: Config, number: int) -> None:
     mode_servers.asyncio.start_server = reuse  # type: ignore[attr-defined]
     log.configure()
     log.get("aupd.proxy").info("proxy worker starting", worker=number, pid=os.getpid())
-    asyncio.run(run_proxy(config))
+    asyncio.run(run_proxy(config, new_writer=lambda: EventForwarder(sending, "proxy")))
+
+
+def _hub(config: Config, receiving: socket.socket) -> None:
+    from aupd.eventhub import run_hub
+
+    run_hub(receiving, config.store.path, "proxy")
 
 
 def _prepare_shared_state(config: Config) -> None:
@@ -80,16 +90,24 @@ def _prepare_shared_state(config: Config) -> None:
 def serve(config: Config, workers: int) -> int:
     """Run ``workers`` proxy processes until SIGTERM/SIGINT; supervise them.
     Returns the exit status: 0, or 1 when the workers could not be kept running."""
+    from aupd.eventhub import channel
+
     config = _fixed_port(config)
     failed = False
     _prepare_shared_state(config)
     context = multiprocessing.get_context("fork")
     stopping = False
+    sending, receiving = channel()
 
     def start(number: int) -> BaseProcess:
         process = context.Process(
-            target=_worker, args=(config, number), name=f"aupd-proxy-{number}"
+            target=_worker, args=(config, number, sending), name=f"aupd-proxy-{number}"
         )
+        process.start()
+        return process
+
+    def start_hub() -> BaseProcess:
+        process = context.Process(target=_hub, args=(config, receiving), name="aupd-proxy-store")
         process.start()
         return process
 
@@ -100,6 +118,7 @@ def serve(config: Config, workers: int) -> int:
             if process.is_alive() and process.pid:
                 os.kill(process.pid, signum)
 
+    hub = start_hub()
     pool = [start(n) for n in range(workers)]
     started = [time.monotonic()] * workers
     quick_deaths = 0
@@ -107,6 +126,12 @@ def serve(config: Config, workers: int) -> int:
     signal.signal(signal.SIGINT, stop)
     logger.info("proxy workers started", workers=workers, listen=str(config.proxy.listen))
     while not stopping:
+        if not hub.is_alive():
+            # Events wait in the workers and the socket meanwhile; what it had merged
+            # but not yet written (at most a second's worth) is lost with it.
+            logger.error("proxy store writer died; restarting it", exitcode=hub.exitcode)
+            time.sleep(RESTART_PAUSE)
+            hub = start_hub()
         for number, process in enumerate(pool):
             process.join(timeout=0.5 / workers)
             if stopping or process.is_alive():
@@ -132,4 +157,18 @@ def serve(config: Config, workers: int) -> int:
         process.join(timeout=30)
         if process.is_alive():
             process.kill()
+    stop_hub(hub, sending)
     return 1 if failed else 0
+
+
+def stop_hub(hub: BaseProcess, sending: socket.socket) -> None:
+    """The workers are gone: the hub writes what they sent last, then exits."""
+    from aupd.eventhub import STOP
+
+    try:
+        sending.send(STOP)
+    except OSError as e:
+        logger.error("could not tell the store writer to stop", error=str(e))
+    hub.join(timeout=30)
+    if hub.is_alive():
+        hub.kill()

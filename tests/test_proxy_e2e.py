@@ -260,10 +260,13 @@ def test_running_proxy_follows_a_changed_list_without_restart(
 # ---------------------------------------------------------------------------- the store
 
 
-def test_store_holds_blocks_and_rollups_after_the_run(tmp_path: Path, origin_http: Origin) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])  # 2: the workers' events meet in one writer
+def test_store_holds_blocks_and_rollups_after_the_run(
+    tmp_path: Path, origin_http: Origin, workers: str
+) -> None:
     config = write_config(tmp_path, make_lists(tmp_path / "lists") + USERS)
     aupd(config, "blocklists", "update")
-    live = start_proxy([AUPD, "--config", str(config), "proxy", "--workers", "1"], config)
+    live = start_proxy([AUPD, "--config", str(config), "proxy", "--workers", workers], config)
     try:
         for _ in range(3):
             assert curl(live, f"http://127.0.0.1:{origin_http.port}/x")[0] == 200
@@ -273,7 +276,7 @@ def test_store_holds_blocks_and_rollups_after_the_run(tmp_path: Path, origin_htt
         output = live.stop()
     db = sqlite3.connect(config.parent / "state" / "aupd.db")
     blocks = db.execute(
-        "SELECT user, host, url, category, source, matched, rule FROM web_blocks ORDER BY id"
+        "SELECT user, host, url, category, source, matched, rule FROM web_blocks ORDER BY user"
     ).fetchall()
     assert blocks == [
         (
