@@ -21,8 +21,11 @@ Checked after every run: the sink got exactly the messages sent, and aupd's stor
 ``mail_events`` row per recipient with the expected action. CPU is the server process's
 own (user + system) over the timed load; peak RSS is aupd's VmHWM. Last, a fresh aupd
 relays one 25 MB plain-text mail: its peak RSS is the gateway's memory figure.
+``--big-only`` measures just that, for other 25 MB shapes too (a PDF or CSV attachment,
+text with an HTML part and a photo), each in a fresh gateway, plus the idle RSS.
 
     .venv/bin/python bench/mail.py [--runs 3] [--quick]
+    .venv/bin/python bench/mail.py --big-only [plain pdf csv mixed]
 
 Needs smtp-sink and smtp-source (apt-get install postfix); Postfix as a relay needs root.
 """
@@ -316,22 +319,164 @@ def recipient_certificate(certs: Path) -> None:
     (certs / "someone.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
-def big_message_rss(sink: Sink, tmp: Path) -> float:
-    """Peak RSS (MB) of a fresh ``aupd mailgate`` that scanned and relayed one 25 MB mail."""
+def big_plain() -> bytes:
+    """25 MB of plain text: the bench's original big mail."""
     head = (
         f"From: <{SENDER}>\r\nTo: <{RECIPIENT}>\r\nSubject: Scans\r\n"
         "Content-Type: text/plain; charset=us-ascii\r\n\r\n"
     )
     line = "Settled night, ate well at breakfast; the nurse calls on Thursday.\r\n"
-    raw = (head + line * (BIG // len(line))).encode()[:BIG]
+    return (head + line * (BIG // len(line))).encode()[:BIG]
+
+
+def _base64_lines(data: bytes) -> bytes:
+    import base64
+
+    encoded = base64.b64encode(data)
+    return b"\r\n".join(encoded[i : i + 76] for i in range(0, len(encoded), 76)) + b"\r\n"
+
+
+def _multipart(parts: list[tuple[str, bytes]]) -> bytes:
+    """A multipart/mixed mail of (headers, body) parts, bodies already encoded."""
+    boundary = "=====bench-boundary====="
+    out = [
+        f"From: <{SENDER}>\r\nTo: <{RECIPIENT}>\r\nSubject: Scans\r\nMIME-Version: 1.0\r\n"
+        f'Content-Type: multipart/mixed; boundary="{boundary}"\r\n\r\n'.encode()
+    ]
+    for headers, body in parts:
+        out += [f"--{boundary}\r\n{headers}\r\n\r\n".encode(), body, b"\r\n"]
+    out.append(f"--{boundary}--\r\n".encode())
+    return b"".join(out)
+
+
+_TEXT_PART = "Content-Type: text/plain; charset=us-ascii"
+
+
+def _pdf(image_bytes: int) -> bytes:
+    """A two-page PDF with a text layer and one incompressible image of the given size."""
+    pages = [
+        b"BT /F1 12 Tf 72 720 Td (Visit notes: settled night, ate well.) Tj ET",
+        b"q 400 0 0 400 100 200 cm /Im1 Do Q",
+    ]
+    image = os.urandom(image_bytes)
+    side = int((image_bytes // 3) ** 0.5)
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R 4 0 R] /Count 2 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 5 0 R "
+        b"/Resources << /Font << /F1 7 0 R >> >> >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 6 0 R "
+        b"/Resources << /XObject << /Im1 8 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(pages[0]), pages[0]),
+        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(pages[1]), pages[1]),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceRGB "
+        b"/BitsPerComponent 8 /Length %d >>\nstream\n" % (side, side, side * side * 3)
+        + image[: side * side * 3]
+        + b"\nendstream",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    return bytes(out)
+
+
+def big_pdf() -> bytes:
+    """A short note and a PDF attachment (a scan: mostly one image) base64: ~25 MB."""
+    note = b"Please find the scans attached.\r\n"
+    pdf = _pdf(BIG * 3 // 4 - 100_000)
+    headers = "Content-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n"
+    headers += 'Content-Disposition: attachment; filename="scans.pdf"'
+    return _multipart([(_TEXT_PART, note), (headers, _base64_lines(pdf))])
+
+
+def big_csv() -> bytes:
+    """A short note and a CSV attachment base64: ~25 MB."""
+    note = b"The rota export is attached.\r\n"
+    row = "Rose House,Room 12,early shift,ate well at breakfast,walk in the garden,ok\r\n"
+    csv_text = ("home,room,shift,meals,activity,status\r\n" + row * (BIG * 3 // 4 // len(row)))
+    headers = "Content-Type: text/csv; charset=us-ascii\r\nContent-Transfer-Encoding: base64\r\n"
+    headers += 'Content-Disposition: attachment; filename="rota.csv"'
+    return _multipart([(_TEXT_PART, note), (headers, _base64_lines(csv_text.encode()))])
+
+
+def big_mixed() -> bytes:
+    """8 MB of plain text, an HTML part, and a JPEG-like binary attachment: ~25 MB."""
+    line = "Settled night, ate well at breakfast; the nurse calls on Thursday.\r\n"
+    text = (line * (8_000_000 // len(line))).encode()
+    html = ("<html><body>" + "<p>Ate well; walk in the garden.</p>\r\n" * 30_000).encode()
+    image = b"\xff\xd8\xff\xe0" + os.urandom((BIG - len(text) - len(html)) * 3 // 4 - 100_000)
+    headers = "Content-Type: image/jpeg\r\nContent-Transfer-Encoding: base64\r\n"
+    headers += 'Content-Disposition: attachment; filename="photo.jpg"'
+    return _multipart(
+        [
+            (_TEXT_PART, text),
+            ("Content-Type: text/html; charset=us-ascii", html),
+            (headers, _base64_lines(image)),
+        ]
+    )
+
+
+BIG_SHAPES: dict[str, Callable[[], bytes]] = {
+    "plain": big_plain,
+    "pdf": big_pdf,
+    "csv": big_csv,
+    "mixed": big_mixed,
+}
+
+
+def big_message_rss(sink: Sink, tmp: Path, raw: bytes | None = None) -> float:
+    """Peak RSS (MB) of a fresh ``aupd mailgate`` that scanned and relayed one big mail
+    (by default the 25 MB plain-text one)."""
+    raw = big_plain() if raw is None else raw
     live = start_aupd(sink, tmp)
     try:
         base = sink.count()
         py_client(live.port, 1, raw)
-        wait_for(lambda: sink.count() > base, "the 25 MB mail at the sink", 120)
+        wait_for(lambda: sink.count() > base, "the big mail at the sink", 120)
         return live.peak_rss_mb()
     finally:
         live.stop()
+
+
+def idle_rss(sink: Sink, tmp: Path) -> float:
+    """Peak RSS (MB) of a fresh ``aupd mailgate`` that has handled nothing."""
+    live = start_aupd(sink, tmp)
+    try:
+        time.sleep(0.5)
+        return live.peak_rss_mb()
+    finally:
+        live.stop()
+
+
+def big_only(shapes: list[str]) -> None:
+    """Only the memory figures: idle, then one fresh gateway per big-mail shape."""
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        sink = Sink(tmp)
+        try:
+            print(f"aupd mailgate idle peak RSS: {idle_rss(sink, tmp):.0f} MB", flush=True)
+            for name in shapes:
+                raw = BIG_SHAPES[name]()
+                size = len(raw)
+                rss = big_message_rss(sink, tmp, raw)
+                del raw
+                print(
+                    f"aupd mailgate peak RSS, one {name} mail ({size / 1e6:.1f} MB): "
+                    f"{rss:.0f} MB (target < 120 MB)",
+                    flush=True,
+                )
+        finally:
+            sink.stop()
 
 
 # --------------------------------------------------------------------------- one run
@@ -377,10 +522,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="2,000 messages instead of 5,000")
+    parser.add_argument(
+        "--big-only",
+        nargs="*",
+        choices=sorted(BIG_SHAPES),
+        metavar="SHAPE",
+        help="only the peak RSS for one big mail of each shape (default: all of "
+        + ", ".join(BIG_SHAPES)
+        + ")",
+    )
     parser.add_argument("--bare-relay", type=int, metavar="SINK_PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare_relay:
         return bare_relay(args.bare_relay)
+    if args.big_only is not None:
+        return big_only(args.big_only or list(BIG_SHAPES))
     if not (SBIN / "smtp-source").exists():
         raise SystemExit("smtp-source and smtp-sink are needed: apt-get install postfix")
     count = 2000 if args.quick else 5000
