@@ -29,6 +29,7 @@ from aupd.users import UNKNOWN, Directory, Identity
 from blocklists.hosts import normalize_host
 from blocklists.index import IndexStore
 from proxy import blockpage
+from proxy.authcache import AuthCache
 from proxy.policy import NO_GRANTS, Decision, Grants, Policy, load_grants
 
 logger = log.get("aupd.proxy")
@@ -359,4 +360,4 @@ def make_addons(
     config: Config | None = None, new_writer: Callable[[], EventWriter] | None = None
 ) -> list[object]:
     options = AupdOptions(config, new_writer)
-    return [options, Filter(options), UsageLog(options)]
+    return [options, Filter(options), UsageLog(options), AuthCache()]
