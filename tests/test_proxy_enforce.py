@@ -42,7 +42,7 @@ def config(tmp_path: Path) -> Config:
 
 @pytest.fixture
 def addons(config: Config) -> Iterator[tuple[AupdOptions, Filter, UsageLog]]:
-    options, filter_, usage = make_addons(config)
+    options, filter_, usage, _ = make_addons(config)
     assert isinstance(options, AupdOptions)
     assert isinstance(filter_, Filter) and isinstance(usage, UsageLog)
     with taddons.context(options, filter_, usage) as tctx:

@@ -28,7 +28,7 @@ ALICE_DEVICE = "127.0.0.5"
 @pytest.fixture
 def proxy(gateway: Running) -> Iterator[tuple[AupdOptions, Filter, UsageLog]]:
     install_lists(gateway.config)
-    options, filter_, usage = make_addons(gateway.config)
+    options, filter_, usage, _ = make_addons(gateway.config)
     assert isinstance(options, AupdOptions)
     assert isinstance(filter_, Filter) and isinstance(usage, UsageLog)
     with taddons.context(options, filter_, usage) as tctx:  # type: ignore[no-untyped-call]
