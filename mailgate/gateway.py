@@ -10,6 +10,7 @@ inside aupd answers 451 (aiosmtpd's default would be a permanent 500).
 from __future__ import annotations
 
 import asyncio
+import io
 import ipaddress
 import json
 import ssl
@@ -18,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session
 from cryptography import x509
 
 from aupd import log
@@ -30,12 +31,6 @@ from aupd.store import EventWriter, iso, utc_now
 from aupd.users import UNKNOWN, Directory, Identity
 from mailgate.certs import CertDirectory
 from mailgate.pii import ClientRegister
-from mailgate.protect import (
-    password_notice,
-    password_pdf,
-    password_protected_message,
-    smime_encrypt,
-)
 from mailgate.register import load_register, register_stamp
 from mailgate.rules import (
     REJECT_TEXT,
@@ -231,6 +226,15 @@ class Gateway:
         certificates: Mapping[str, x509.Certificate | None],
     ) -> tuple[list[Outgoing], list[str]]:
         """Every message to hand on (protected as planned), and who is quarantined."""
+        # fpdf2 and its fonts are ~30 MB of RSS: loaded by the first message that needs
+        # protecting, not by every gateway at start.
+        from mailgate.protect import (
+            password_notice,
+            password_pdf,
+            password_protected_message,
+            smime_encrypt,
+        )
+
         by_action: dict[str, list[str]] = {}
         for plan in plans:
             by_action.setdefault(plan.action, []).append(plan.recipient)
@@ -529,11 +533,78 @@ def tls_context(config: Config) -> ssl.SSLContext | None:
     return context
 
 
+class GatewaySMTP(SMTP):
+    """aiosmtpd's SMTP with a DATA phase that holds the message once.
+
+    aiosmtpd 1.4 keeps DATA as one bytearray per line and then joins them: for a 25 MB
+    message that is ~50 MB of line objects plus the joined copy, over 100 MB at once.
+    Here each line goes straight into one growing buffer whose bytes become the message
+    without a copy (BytesIO.getvalue shrinks its buffer in place). Everything else is
+    aiosmtpd's DATA as it is (its checks, replies, handler hook and states).
+    """
+
+    async def smtp_DATA(self, arg: str) -> None:
+        if await self.check_helo_needed():
+            return
+        if await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        content = await self._read_data()
+        if isinstance(content, str):  # the error reply; the data was read and dropped
+            await self.push(content)
+            self._set_post_data_state()  # type: ignore[no-untyped-call]
+            return
+        self.envelope.content = content
+        self.envelope.original_content = content
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()  # type: ignore[no-untyped-call]
+        await self.push("250 OK" if status is MISSING else status)
+
+    async def _read_data(self) -> bytes | str:
+        """The message up to the lone dot, dot-unstuffed (RFC 5321 4.5.2), or the error
+        reply aiosmtpd would give (line too long, message too large) once all is read."""
+        assert not self._decode_data  # smtp_factory: the handler reads bytes only
+        buffer = io.BytesIO()
+        size = 0
+        limit = self.data_size_limit
+        error = ""
+        fragment = False  # the previous read ended inside a line too long for the reader
+        while self.transport is not None:
+            try:
+                line = await self._reader.readuntil(b"\r\n")
+            except asyncio.CancelledError:
+                self._writer.close()  # the connection was reset during DATA
+                raise
+            except asyncio.LimitOverrunError as e:
+                # Drain the stream anyway; the reply waits until the end (RFC 5321 4.2.5).
+                error = error or "500 Line too long (see RFC5321 4.5.3.1.6)"
+                line = await self._reader.read(e.consumed)
+            if not fragment and line == b".\r\n":
+                break
+            whole = line.endswith(b"\r\n")
+            size += len(line)
+            if not error and limit and size > limit:
+                error = "552 Error: Too much mail data"
+            if not error:
+                buffer.write(line[1:] if not fragment and line.startswith(b".") else line)
+            elif buffer.tell():
+                buffer = io.BytesIO()  # drop what was kept: it will never be used
+            fragment = not whole
+        return error or buffer.getvalue()
+
+
 def smtp_factory(
     gateway: Gateway, config: Config, authenticator: Authenticator | None = None
 ) -> SMTP:
     """An aiosmtpd SMTP protocol instance with aupd's limits, STARTTLS and AUTH."""
-    return SMTP(
+    return GatewaySMTP(
         gateway,
         data_size_limit=config.mailgate.max_message_size,
         enable_SMTPUTF8=True,
