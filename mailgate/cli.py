@@ -1,7 +1,8 @@
 """``aupd mail``: mail gateway tools that run without the gateway.
 
 ``aupd mail scan FILE.eml...`` reports what the gateway's PII scan finds in saved
-messages, without sending anything; it needs no configuration file.
+messages, without sending anything; it needs no configuration file, and uses the
+client register when the configured store holds one (as the gateway would).
 ``aupd mail register import/status`` manages the client register.
 """
 
@@ -16,6 +17,7 @@ from typing import Final
 import click
 
 from aupd.cli import App, fail, pass_app
+from mailgate.pii import ClientRegister
 from mailgate.scan import ScanResult, scan_message
 
 __all__ = ["mail_group"]
@@ -38,11 +40,13 @@ def scan_command(files: tuple[str, ...], as_json: bool) -> None:
 
     Reports the PII finding types and counts per part, whether the message is
     already protected (encrypted), and the parts that could not be read. Use "-"
-    to read one message from standard input.
+    to read one message from standard input. People in the client register are
+    recognised when the configured store holds one, as the gateway does.
     """
     # pypdf and openpyxl warn about every odd file on stderr: noise next to the report.
     for name in ("pypdf", "openpyxl"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    register = _configured_register()
     failed = 0
     for file in files:
         try:
@@ -51,10 +55,25 @@ def scan_command(files: tuple[str, ...], as_json: bool) -> None:
             failed += 1
             click.echo(f"aupd: {file}: {e.strerror or e}", err=True)
             continue
-        result = scan_message(raw)
+        result = scan_message(raw, register=register)
         click.echo(_json_line(file, result) if as_json else _summary(file, result))
     if failed:
         sys.exit(1)
+
+
+def _configured_register() -> ClientRegister | None:
+    """The client register of the configured store, if there is one: never creates a
+    store or a secret (scanning must leave no files behind)."""
+    app = click.get_current_context().find_object(App)
+    if app is None:  # mail_group run on its own, without the aupd command
+        return None
+    from aupd.secrets import SECRET_FILE
+    from mailgate.register import load_register
+
+    config = app.config
+    if not config.store.path.is_file() or not (config.state_dir / SECRET_FILE).is_file():
+        return None
+    return load_register(config)
 
 
 def _read(file: str) -> bytes:

@@ -3,6 +3,7 @@ the gateway recognising a registered person."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -96,3 +97,23 @@ def test_gateway_protects_mail_naming_a_registered_person(
     assert b"Margaret Jones" not in protected.data
     [event] = [e for e in gateway.events() if e["recipient"] == STRANGER]
     assert event["action"] == "password-pdf" and "client_register" in event["pii_types"]
+
+
+def test_mail_scan_recognises_registered_people_from_the_configured_store(
+    tmp_path: Path,
+) -> None:
+    config = config_at(tmp_path)
+    message = tmp_path / "update.eml"
+    message.write_bytes(MENTION)
+    scan = [AUPD, "--config", str(tmp_path / "aupd.toml"), "mail", "scan", "--json", str(message)]
+
+    def types() -> list[str]:
+        done = subprocess.run(scan, capture_output=True, text=True, check=True)
+        return [f["type"] for f in json.loads(done.stdout)["findings"]]
+
+    assert types() == []  # no register yet: a name and a date alone are not PII
+    assert not config.store.path.exists()  # and scanning created no store
+    source = tmp_path / "clients.csv"
+    source.write_text(CSV)
+    import_csv(config, source)
+    assert types() == ["client_register"]
