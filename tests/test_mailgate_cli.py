@@ -115,7 +115,7 @@ def test_under_the_aupd_command_without_a_config_file(
     result = CliRunner().invoke(aupd_cli.cli, ["mail", "scan", "--json", str(mails["pii"])])
     assert result.exit_code == 0, result.output
     assert _lines(result.stdout)[0]["pii"] is True
-    assert [p.name for p in tmp_path.iterdir()] == ["pii.eml"]  # no store, no secret made
+    assert all(p.suffix == ".eml" for p in tmp_path.iterdir())  # no store, no secret made
 
 
 def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
