@@ -43,10 +43,12 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from email.header import decode_header
 from email.message import EmailMessage, Message
-from email.parser import BytesParser
 from email.policy import EmailPolicy
 from html.parser import HTMLParser
 from typing import Any, Final
+
+from mailgate import leanparse
+from mailgate.leanparse import LeanMessage
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -105,7 +107,9 @@ Part = TextPart | TablePart | ProtectedPart | UnscannedPart
 class Limits:
     """Bounds on the work one message may cause. Past a bound the rest is unscanned."""
 
-    max_text: int = 20 * MiB  # characters of text and table cells, whole message
+    # Characters of text and table cells, whole message: over the largest message the
+    # gateway accepts (25 MiB), so a body sent as plain text is read to its end.
+    max_text: int = 32 * MiB
     max_seconds: float = 60.0  # wall time for the whole message
     max_mime_depth: int = 32  # multipart inside multipart
     max_mime_parts: int = 1000  # leaf MIME parts, whole message
@@ -266,7 +270,8 @@ class _BoundedPolicy(EmailPolicy):
         return _decode_words(unfolded)
 
 
-_POLICY: Final = _BoundedPolicy()
+# LeanMessage: the big bodies of a big message stay in its raw bytes (see leanparse).
+_POLICY: Final = _BoundedPolicy(message_factory=LeanMessage)
 _ENCODED_WORD: Final = re.compile(r"=\?[^?\s]{1,64}\?[bBqQ]\?[^?\s]*\?=")
 
 
@@ -295,9 +300,7 @@ def _decode_word(token: str) -> str:
 
 
 def _parse(raw: bytes) -> EmailMessage:
-    msg = BytesParser(policy=_POLICY).parsebytes(raw)
-    assert isinstance(msg, EmailMessage)  # the policy's message_factory
-    return msg
+    return leanparse.parse(raw, _POLICY)
 
 
 def _header_values(msg: Message, name: str) -> list[str]:
@@ -435,7 +438,13 @@ def _read_leaf(
         where = _Where(_label_base(label), *_depths(where))
         return [*_blob(data, _Hint(ctype, "", charset), ctx, where), *notes]
     if is_body and ctype in _BODY_TYPES:
-        text = _decode_bytes(data, charset)
+        # A big body as sent is decoded straight from the raw message: with its copy
+        # as bytes gone first, the message is held twice at most (bytes and text).
+        view = _raw_view(part)
+        source = data if view is None else view
+        del data
+        text = _decode_bytes(source, charset)
+        del source, view
         if ctype == "text/html":
             text = html_to_text(text)
         return [*_text_with_pgp(label, text, ctx), *notes]
@@ -457,11 +466,49 @@ def _depths(where: _Where) -> tuple[int, int, _ZipBudget | None]:
 
 
 def _payload(part: Message) -> bytes:
+    if isinstance(part, LeanMessage) and part.lean is not None:
+        lean = _lean_payload(part, part.lean)
+        if lean is not None:
+            return lean
     data = part.get_payload(decode=True)
     if isinstance(data, bytes):
         return data
     raw = part.get_payload()
     return raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else b""
+
+
+_UUENCODE: Final = frozenset({"x-uuencode", "uuencode", "uue", "x-uue"})
+
+
+def _transfer_encoding(part: Message) -> str:
+    # As Message.get_payload reads it, so a lean body is decoded as it would be.
+    return str(part.get("content-transfer-encoding", "")).lower()
+
+
+def _lean_payload(part: LeanMessage, body: leanparse.Body) -> bytes | None:
+    """A lean body decoded like get_payload(decode=True); None once it has been handed
+    back to the parser (damaged base64, uuencode) to decode as usual."""
+    cte = _transfer_encoding(part)
+    if cte == "quoted-printable":
+        return body.quoted_printable()
+    if cte == "base64":
+        data = body.base64()
+        if data is not None:
+            return data
+    elif cte not in _UUENCODE:
+        return body.encoded()
+    part.set_payload(body.text())
+    part.lean = None
+    return None
+
+
+def _raw_view(part: Message) -> memoryview | None:
+    """A lean body sent as it is (no transfer encoding), as a view of the raw message."""
+    if not isinstance(part, LeanMessage) or part.lean is None:
+        return None
+    if _transfer_encoding(part) in ("quoted-printable", "base64", *_UUENCODE):
+        return None
+    return part.lean.view()
 
 
 _DAMAGE_NAMES: Final = frozenset(
@@ -657,20 +704,21 @@ _CONTAINERS: Final = frozenset({"zip", "message/rfc822", "pdf", "office"})
 # --------------------------------------------------------------------------- text
 
 
-def _decode_bytes(data: bytes, charset: str | None) -> str:
+def _decode_bytes(data: bytes | memoryview, charset: str | None) -> str:
     """Text in its declared charset if Python knows it, else UTF-8, else cp1252."""
+    # str(data, ...) rather than data.decode(...): it reads a memoryview in place.
     if charset:
         try:
-            return data.decode(charset, "replace")
+            return str(data, charset, "replace")
         except (LookupError, ValueError):
             pass  # unknown or non-text codec ("rot13"): fall through to a guess
     try:
-        return data.decode("utf-8")
+        return str(data, "utf-8")
     except UnicodeDecodeError:
         # A guess either way: legacy Windows text, or UTF-8 with a stray byte. Both
         # readings are scanned, so a UTF-8 no-break space between digit groups is not
         # lost to the cp1252 reading (detection counts distinct values, not readings).
-        return data.decode("cp1252", "replace") + "\n\n" + data.decode("utf-8", "replace")
+        return str(data, "cp1252", "replace") + "\n\n" + str(data, "utf-8", "replace")
 
 
 def _decode_text(data: bytes, charset: str | None) -> str | None:
@@ -1559,7 +1607,8 @@ def _opens_with_default_password(office: Any, ooxml: bool) -> bool:
 def _read_pdf(data: bytes, hint: _Hint, label: str, ctx: _Ctx, where: _Where) -> list[Part]:
     from pypdf import PasswordType, PdfReader
 
-    reader = PdfReader(io.BytesIO(data), strict=False)
+    # Not a bare BytesIO: pypdf asks it for getbuffer(), which copies the shared bytes.
+    reader = PdfReader(io.BufferedReader(io.BytesIO(data)), strict=False)
     if reader.is_encrypted:
         # An owner password alone restricts printing or copying, not opening: such a
         # PDF opens with the empty user password and is as readable as any other.

@@ -226,35 +226,30 @@ class Gateway:
         certificates: Mapping[str, x509.Certificate | None],
     ) -> tuple[list[Outgoing], list[str]]:
         """Every message to hand on (protected as planned), and who is quarantined."""
-        # fpdf2 and its fonts are ~30 MB of RSS: loaded by the first message that needs
-        # protecting, not by every gateway at start.
-        from mailgate.protect import (
-            password_notice,
-            password_pdf,
-            password_protected_message,
-            smime_encrypt,
-        )
-
         by_action: dict[str, list[str]] = {}
         for plan in plans:
             by_action.setdefault(plan.action, []).append(plan.recipient)
         outgoing: list[Outgoing] = []
         if by_action.get("relay"):
             outgoing.append(Outgoing(sender, tuple(by_action["relay"]), raw, "relay"))
+        # mailgate.protect (fpdf2 and its fonts) is ~30 MB of RSS: loaded by the first
+        # message that needs protecting, not by every gateway, nor for every message.
+        if by_action.get("smime") or by_action.get("password-pdf"):
+            from mailgate import protect
         for recipient in by_action.get("smime", []):
             certificate = certificates[recipient]
             assert certificate is not None  # plan_recipient chose smime because it exists
             outgoing.append(
-                Outgoing(sender, (recipient,), smime_encrypt(raw, certificate), "smime")
+                Outgoing(sender, (recipient,), protect.smime_encrypt(raw, certificate), "smime")
             )
         if by_action.get("password-pdf"):
             recipients = tuple(by_action["password-pdf"])
             organisation = self.config.organisation.name
-            pdf, password = password_pdf(raw, organisation=organisation)
-            protected = password_protected_message(
+            pdf, password = protect.password_pdf(raw, organisation=organisation)
+            protected = protect.password_protected_message(
                 raw, pdf, organisation=organisation, sender=sender, recipients=recipients
             )
-            notice = password_notice(
+            notice = protect.password_notice(
                 sender=sender,
                 recipients=recipients,
                 password=password,

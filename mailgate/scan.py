@@ -44,6 +44,7 @@ from mailgate.extract import (
     extract,
 )
 from mailgate.pii import FINDING_TYPES, Register, detect, detect_table, findings
+from mailgate.textnorm import normalise
 
 __all__ = ["PartFinding", "ScanResult", "has_secure_tag", "scan_message", "scan_parts"]
 
@@ -196,6 +197,44 @@ def with_source_view(result: ScanResult, raw: bytes, register: Register | None) 
     return replace(result, pii=True, protected=False, findings=[*result.findings, *extra])
 
 
+# A text longer than this is first read in windows: the detector holds two byte copies
+# of what it reads, 50 MB more for a 25 MB body, and nearly all big text holds nothing.
+WINDOWED_MIN: Final = 1 << 20
+WINDOW: Final = 1 << 20  # characters each window adds (its core)
+# Context read on each side of a core. Over every distance the detector looks across
+# (keyword 300, name 1,000, a number's 48 characters) with room to spare, so whatever
+# starts in a core is judged in its window exactly as in the whole text.
+WINDOW_MARGIN: Final = 8192
+# Right-to-left letters (Hebrew, Arabic and the scripts near them, their presentation
+# forms): a reader may see the text around them in another order, which the detector
+# judges on the whole text.
+_RIGHT_TO_LEFT: Final = re.compile(
+    "[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc\U00010800-\U00010fff\U0001e800-\U0001efff]"
+)
+
+
+def detect_text(text: str, *, register: Register | None = None) -> dict[str, int]:
+    """`detect(text)`, exactly, with memory bounded for big text that holds nothing.
+
+    A big text is read in overlapping windows first. Only if every window is clean, and
+    already in the detector's normal form (so each window's characters are the whole
+    text's, at the same places), is the text clean: anything found, or any window that
+    normalisation would change, and the whole text is read as one, so counts of
+    distinct values and every rule that looks far are exactly `detect`'s.
+    """
+    if len(text) <= WINDOWED_MIN:
+        return detect(text, register=register)
+    for start in range(0, len(text), WINDOW):
+        window = text[max(0, start - WINDOW_MARGIN) : start + WINDOW + WINDOW_MARGIN]
+        if (
+            normalise(window) != window
+            or _RIGHT_TO_LEFT.search(window)
+            or detect(window, register=register)
+        ):
+            return detect(text, register=register)
+    return {}
+
+
 def scan_parts(parts: Iterable[Part], *, size: int, register: Register | None = None) -> ScanResult:
     """The ScanResult for parts already extracted (see mailgate.extract)."""
     found: list[PartFinding] = []
@@ -208,7 +247,7 @@ def scan_parts(parts: Iterable[Part], *, size: int, register: Register | None = 
             case TextPart(label, text):
                 if label == SUBJECT:
                     subject = text
-                counts = detect(text, register=register)
+                counts = detect_text(text, register=register)
                 found += [PartFinding(f.type, f.count, label) for f in findings(counts)]
             case TablePart(label, rows):
                 counts = detect_table(rows, register=register)
