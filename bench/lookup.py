@@ -214,10 +214,14 @@ def timed_lookup(cmd: list[str], urls: Path, out: Path) -> tuple[float, str, int
     return seconds, stderr.decode(), peak[0]
 
 
-def squidguard_build(work: Path, flat: Path) -> tuple[list[str], float, int]:
+def squidguard_build(
+    work: Path, flat: Path, redirect: str = "http://blocked.invalid/"
+) -> tuple[list[str], float, int]:
     """squidGuard.conf + one domain list per category from ``flat``; build its .db files.
 
-    Returns the squidGuard command, the build's wall seconds and the .db files' bytes."""
+    ``redirect`` is squidGuard's answer for a listed URL (bench/proxy.py runs it behind
+    Squid and wants "302:..." so a blocked request needs no DNS). Returns the squidGuard
+    command, the build's wall seconds and the .db files' bytes."""
     sg = work / "squidguard"
     by_category: dict[str, set[str]] = {}
     with flat.open() as f:
@@ -244,7 +248,7 @@ def squidguard_build(work: Path, flat: Path) -> tuple[list[str], float, int]:
         + "".join(f"dest {d} {{\n  domainlist {d}/domains\n}}\n" for d in dests)
         + "\nacl {\n  default {\n    pass "
         + " ".join(f"!{d}" for d in dests)
-        + " all\n    redirect http://blocked.invalid/\n  }\n}\n"
+        + f" all\n    redirect {redirect}\n  }}\n}}\n"
     )
     started = time.perf_counter()
     subprocess.run(["squidGuard", "-c", str(conf), "-C", "all"], check=True, capture_output=True)
