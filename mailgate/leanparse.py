@@ -105,21 +105,25 @@ class Body:
 
     def base64(self) -> bytes | None:
         """The decoded payload if the base64 is clean (what the parser decodes with no
-        defect: only the alphabet and line breaks, whole quanta, padding only at the
-        very end); None if it is not, and the parser must judge it."""
+        defect: only the alphabet and line breaks, whole quanta, at most two `=` and
+        only at the very end); None if it is not, and the parser must judge it."""
         out = io.BytesIO()
         carry = b""
-        padded = False
+        pads = -1  # `=` seen so far, once the padding has started
         for block in self._blocks():
-            chunk = carry + block.translate(None, b"\r\n")
-            if padded and chunk:
-                return None  # data after the padding
-            odd = chunk.translate(None, _BASE64_ALPHABET)
-            if odd:
-                bare = chunk.rstrip(b"=")
-                if odd.strip(b"=") or len(chunk) - len(bare) > 2 or bare.count(b"=") != 0:
+            chars = block.translate(None, b"\r\n")
+            if pads >= 0:
+                if chars.strip(b"="):
+                    return None  # data after the padding
+                pads += len(chars)
+            elif chars.translate(None, _BASE64_ALPHABET):
+                bare = chars.rstrip(b"=")
+                if bare.translate(None, _BASE64_ALPHABET):
                     return None
-                padded = True
+                pads = len(chars) - len(bare)
+            if pads > 2:
+                return None
+            chunk = carry + chars
             whole = len(chunk) - len(chunk) % 4
             out.write(binascii.a2b_base64(chunk[:whole]))
             carry = chunk[whole:]
@@ -185,11 +189,9 @@ def _body_runs(raw: bytes) -> list[tuple[int, int]]:
         if empty is None:
             continue
         body = empty.end()
-        # The run ends where the line ending before the next `--` line starts: the
-        # stub takes whole lines, and the parser still sees the line ending it drops
-        # before a boundary.
-        if end < len(raw):
-            end -= next(len(e) for e in _LINE_END if raw.endswith(e, body, end))
+        # The run ends before its last line ending: the parser drops the one before a
+        # boundary (or the end of an unclosed multipart), and must still see it.
+        end -= next((len(e) for e in _LINE_END if raw.endswith(e, body, end)), 0)
         if end - body >= STUB_MIN:
             runs.append((body, end))
     return runs
