@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Final, NamedTuple, Protocol
 
-from mailgate.textnorm import normalise, scan_bytes
+from mailgate.textnorm import normalise, scan_bytes, visual_variants
 
 __all__ = [
     "ACCOUNT_DISTANCE",
@@ -735,8 +735,13 @@ def detect(
     containing the word NHS lets contiguous 10-digit NHS numbers count without a
     health keyword nearby; a DOB / Date of birth header makes every date a DOB.
     `register`: the organisation's client register, for `client_register` findings.
+    Text with right-to-left characters is also read in the orders a reader may see
+    on screen (textnorm.visual_variants), one variant per line after it.
     """
+    variants = visual_variants(text)
     text = normalise(text)
+    if variants:
+        text = "\n".join([text, *map(normalise, variants)])
     found = _scan(
         text,
         nhs_field=any(_is_nhs_header(h) for h in headers),

@@ -1,10 +1,12 @@
 """Normalise decoded message text before it is scanned for identifiers.
 
 Senders (careless or hostile) can hide a number from a scanner with look-alike
-characters: non-breaking or thin spaces between digit groups, fullwidth digits,
-zero-width characters or soft hyphens inside a number, en dashes as separators, or
-HTML entities left over from an HTML-to-text conversion. `normalise` folds all of
-these to the plain ASCII forms the detector's patterns are written for.
+characters: non-breaking or thin spaces between digit groups, fullwidth digits or the
+digits of another script, zero-width characters, Hangul fillers or soft hyphens inside a
+number, en dashes as separators, or HTML entities left over from an HTML-to-text
+conversion. `normalise` folds all of these to the plain ASCII forms the detector's
+patterns are written for. Bidi controls are invisible but move what the reader sees:
+`visual_variants` gives the orders a reader may see, for the detector to read too.
 
 Most mail is ASCII or uses only a handful of common non-ASCII characters (pound sign,
 curly quotes, accented letters), so the work is arranged to cost almost nothing then:
@@ -18,7 +20,7 @@ import re
 import unicodedata
 from typing import Final
 
-__all__ = ["normalise", "scan_bytes"]
+__all__ = ["normalise", "scan_bytes", "visual_variants"]
 
 # Non-ASCII characters that are common in English mail and that neither hide nor form
 # an identifier, so text containing only these skips the slow path. Anything that NFKC
@@ -54,8 +56,9 @@ def normalise(text: str) -> str:
     - NFKC: fullwidth and other compatibility forms become plain digits and letters,
       NBSP, thin and other compatibility spaces become U+0020;
     - invisible characters (zero-width space/joiners, word joiner, BOM, soft hyphen,
-      bidi controls, C1 controls, stray combining marks) are removed, so they cannot
-      split a number;
+      bidi controls, C1 controls, stray combining marks, Hangul fillers) are removed,
+      so they cannot split a number;
+    - decimal digits of every script (Arabic-Indic, Devanagari...) become ASCII digits;
     - remaining Unicode spaces become U+0020, line and paragraph separators a newline,
       and every dash or minus sign `-`;
     - ASCII control bytes other than tab, newline, carriage return and form feed are
@@ -93,6 +96,41 @@ def normalise(text: str) -> str:
     return _replace_all(text, {ch: rep for ch in found if (rep := _fold(ch)) is not None})
 
 
+# Bidi classes that make a reader's display differ from the stored order: strong
+# right-to-left letters (Hebrew, Arabic, RLM, ALM) and the right-to-left embedding,
+# override and isolate controls.
+_RTL_CLASSES: Final = frozenset({"R", "AL", "RLE", "RLO", "RLI"})
+_BIDI_CONTROLS: Final = "\u202a-\u202e\u2066-\u2069"
+_OVERRIDE_RUN: Final = re.compile(f"\u202e([^{_BIDI_CONTROLS}\n\u2029]*)")
+_SPACED_NUMBER: Final = re.compile(r"\d+(?:[^\S\n]+\d+)+")
+
+
+def visual_variants(text: str) -> list[str]:
+    """Other orders in which a reader may see `text` on screen (none for most mail).
+
+    `normalise` drops bidi controls, which is right for a number they merely split,
+    but some of them reorder what is shown: "\u202e9195 674 349" (right-to-left
+    override) is displayed as 943 476 5919, and in a right-to-left context (after an
+    RLM, an embedding, or Hebrew or Arabic text) the space-separated groups of
+    "5919 476 943" are laid out right to left, so it too reads 943 476 5919. The
+    variants are the text with every override run reversed, and with the groups of
+    every space-separated number in reverse order. The detector reads them as well
+    as the text; a variant that shows a number nobody wrote only costs an unneeded
+    encryption.
+    """
+    if text.isascii():
+        return []
+    if not any(unicodedata.bidirectional(ch) in _RTL_CLASSES for ch in _odd_characters(text)):
+        return []
+    variants = []
+    if "\u202e" in text:
+        variants.append(_OVERRIDE_RUN.sub(lambda m: m.group(1)[::-1], text))
+    flipped = _SPACED_NUMBER.sub(lambda m: " ".join(reversed(m.group(0).split())), text)
+    if flipped != text:
+        variants.append(flipped)
+    return variants
+
+
 def scan_bytes(text: str) -> bytes:
     """One byte per character of `text` (Latin-1; anything beyond it becomes `?`).
 
@@ -127,14 +165,24 @@ def _composes_with_nothing(ch: str) -> bool:
     )
 
 
+# Letters (category Lo) that render as nothing: the Hangul fillers. They are default
+# ignorable code points like the zero-width characters, and "9\u316443 476 5919" reads
+# as the number it hides.
+_INVISIBLE_LETTERS: Final = frozenset("\u115f\u1160\u3164\uffa0")
+
+
 def _fold(ch: str) -> str | None:
     cat = unicodedata.category(ch)
     if cat in ("Zl", "Zp") or ch == "\x85":
         return "\n"
     # Invisible: format characters (zero-width, soft hyphen, bidi), C1 controls, and
     # combining marks left over after NFKC (a mark on a digit is never meaningful).
-    if cat in ("Cf", "Cc", "Mn", "Me"):
+    if cat in ("Cf", "Cc", "Mn", "Me") or ch in _INVISIBLE_LETTERS:
         return ""
+    # Decimal digits of other scripts (Arabic-Indic, Devanagari...) are the same
+    # numbers to a reader of those scripts; NFKC leaves them as they are.
+    if cat == "Nd":
+        return str(unicodedata.decimal(ch))
     if cat == "Zs":
         return " "
     if cat == "Pd" or ch == "\u2212":

@@ -5,6 +5,11 @@ exactly once; clear PII never reaches an external recipient; the gateway keeps s
 
 Full and read-only disks are real: a 64 KiB tmpfs mounted on the spool folder (the
 tests run as root in CI and in the sandbox; elsewhere they skip).
+
+Example counts: every property takes its settings from ``tests.hypothesis_profiles.battery``;
+the counts written here are the fast default (derandomized, CI-stable), and
+``AUPD_FUZZ=deep`` multiplies them by 40 for a deep, randomized fuzz run (``make fuzz``;
+see tests/hypothesis_profiles.py).
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ import sqlite3
 import subprocess
 import threading
 import time
+import unicodedata
+import urllib.parse
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -34,12 +41,14 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import mailgate.gateway as gateway_module
 from aupd.relay import deliver
 from aupd.store import EventWriter, connect
+from mailgate.pii import detect
+from tests.hypothesis_profiles import battery
 from tests.mailhelpers import (
     NHS,
     STRANGER,
@@ -57,12 +66,7 @@ from tests.mailhelpers import (
 CAROL = "carol@rosehouse.example"
 INTERNAL = "dave@rosehouse.example"
 PII_BODY = f"Resident's NHS number is {NHS}, please update the care plan."
-FAST = settings(
-    max_examples=25,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+FAST = battery(25)
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -93,14 +97,50 @@ def views(data: bytes) -> list[bytes]:
         for codec in ("utf-16-le", "utf-16-be"):
             more.append(blob.decode(codec, "ignore").encode("utf-8", "ignore"))
         if b"PK\x03\x04" in blob:
-            try:
-                with zipfile.ZipFile(io.BytesIO(blob[blob.index(b"PK\x03\x04") :])) as z:
-                    for name in z.namelist():
-                        with contextlib.suppress(Exception):
-                            more.append(z.read(name))
-            except (zipfile.BadZipFile, OSError, ValueError):
-                pass
+            more += _zip_members(blob[blob.index(b"PK\x03\x04") :])
+        if not blob.isascii():
+            more += _reader_views(blob.decode("utf-8", "ignore"))
     return out + more
+
+
+def _zip_members(blob: bytes) -> list[bytes]:
+    """Every member of the ZIP in ``blob``, read as a tool that ignores the "encrypted"
+    flag would: a flag on data stored in clear protects nothing."""
+    data = bytearray(blob)
+    for sig, flag_at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        at = data.find(sig)
+        while at >= 0:
+            if at + flag_at < len(data):
+                data[at + flag_at] &= 0xFE
+            at = data.find(sig, at + 4)
+    members: list[bytes] = []
+    try:
+        with zipfile.ZipFile(io.BytesIO(bytes(data))) as z:
+            for name in z.namelist():
+                with contextlib.suppress(Exception):
+                    members.append(z.read(name))
+    except (zipfile.BadZipFile, OSError, ValueError):
+        pass
+    return members
+
+
+_SPACED_DIGITS = re.compile(r"\d+(?: \d+)+")
+
+
+def _reader_views(text: str) -> list[bytes]:
+    """``text`` as a reader sees it: digits of any script as ASCII, invisible characters
+    (format characters, Hangul fillers, combining marks) gone, and the orders a
+    right-to-left display may show (an override run reversed, digit groups flipped)."""
+    seen = "".join(
+        str(unicodedata.decimal(c))
+        if unicodedata.category(c) == "Nd"
+        else ""
+        if unicodedata.category(c) in ("Cf", "Mn", "Me") or c in "\u115f\u1160\u3164\uffa0"
+        else c
+        for c in unicodedata.normalize("NFKC", text)
+    )
+    flipped = _SPACED_DIGITS.sub(lambda m: " ".join(reversed(m.group(0).split(" "))), seen)
+    return [seen.encode(), seen[::-1].encode(), flipped.encode()]
 
 
 def clear_pii_in(data: bytes) -> bool:
@@ -697,6 +737,9 @@ def nhs_forms() -> st.SearchStrategy[bytes]:
             f"{digits[:3]}\u00a0{digits[3:6]}\u00a0{digits[6:]}".encode(),
             f"{digits[:3]}\u2013{digits[3:6]}\u2013{digits[6:]}".encode(),
             "9\u200b43 476 5919".encode(),
+            "9\u316443 476 5919".encode(),  # Hangul filler: a letter that shows nothing
+            "\u0669\u0664\u0663 \u0664\u0667\u0666 \u0665\u0669\u0661\u0669".encode(),
+            "\u202e9195 674 349\u202c".encode(),  # shown reversed: 943 476 5919
         ]
     )
 
@@ -721,7 +764,8 @@ def hostile_messages(draw: st.DrawFn) -> bytes:
                 "utf16-attachment",
                 "zip",
                 "nested-zip",
-                "fake-encrypted-zip",
+                # "fake-encrypted-zip": a known leak in mailgate/extract.py, pinned by the
+                # strict xfails in KNOWN_LEAKS; back in here once those pass.
                 "broken-boundary",
                 "deep-nesting",
                 "huge-header",
@@ -894,24 +938,10 @@ def hostile_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Run
     upstream.stop()
 
 
-def _check_hostile(site: tuple[Running, SinkHandler], raw: bytes) -> tuple[int, list[bytes]]:
-    running, handler = site
-    handler.received.clear()
-    code, text = running.send(raw, CAROL, [STRANGER])
-    assert code != 500 and not 500 <= code < 552, (code, text)
-    assert code in (250, 451, 552, 554), (code, text)
-    copies = copies_for(handler, STRANGER)
-    for copy in copies:
-        assert not clear_pii_in(copy), raw[:400]
-    # Never crashed: the next ordinary message still goes through.
-    handler.received.clear()
-    assert (
-        running.send(
-            message("x@rosehouse.example", "ok", sender=CAROL), CAROL, ["x@rosehouse.example"]
-        )[0]
-        == 250
-    )
-    return code, copies
+def _check_hostile(site: tuple[Running, SinkHandler], raw: bytes) -> str:
+    """Any row of the outcome table (see ``_outcome``) but never clear PII out: whether a
+    mangled message still carries a readable number is not always decidable here."""
+    return _outcome(site, raw)
 
 
 @FAST
@@ -922,12 +952,7 @@ def test_hostile_mime_never_500_never_crashes_never_leaks(
     _check_hostile(hostile_site, raw)
 
 
-@settings(
-    max_examples=15,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@battery(15)
 @given(
     raw=hostile_messages(),
     cuts=st.lists(st.tuples(st.integers(0, 10_000), st.binary(max_size=8)), max_size=6),
@@ -942,10 +967,31 @@ def test_mutated_mime_never_500_never_crashes_never_leaks(
         # The number is planted in several spellings: digits, HTML character references
         # (&#57;...), quoted-printable (=39...); a cut inside any of them changes what
         # was planted rather than testing the scanner.
-        if any(mark in window for mark in (b"943", b"5919", b"476", b"&#", b"=3")):
+        # So are the Arabic-Indic digits (lead byte 0xd9), the Hangul filler and RLO.
+        planted = (b"943", b"5919", b"476", b"&#", b"=3", b"\xd9", b"\xe3\x85", b"\xe2\x80")
+        if any(mark in window for mark in planted):
+            continue
+        # Nor on a header field, a boundary or a blank line: junk before the header block
+        # turns it into body text, a known leak (KNOWN_LEAKS, "junk-before-the-header-
+        # block-*") pinned by strict xfails; and junk inside a Content-Transfer-Encoding
+        # field leaves base64 undecoded for the reader too, which the blind decodings of
+        # ``views`` cannot tell from a leak. Header blocks are still mangled by
+        # test_random_bytes_never_500 and the broken-boundary shapes.
+        line = _line_at(bytes(data), at)
+        if not line.strip() or _HEADERISH.match(line):
             continue
         data[at:at] = junk.replace(b"\r", b"").replace(b"\n", b"")
     _check_hostile(hostile_site, bytes(data))
+
+
+_HEADERISH = re.compile(rb"\s*(?:[!-9;-~]+:|--)")
+
+
+def _line_at(data: bytes, at: int) -> bytes:
+    """The line of ``data`` that a splice at ``at`` lands in."""
+    start = data.rfind(b"\n", 0, at) + 1
+    end = data.find(b"\n", at)
+    return data[start : len(data) if end < 0 else end]
 
 
 @pytest.mark.parametrize("subject", [s for s in SECURE_DISGUISES if "eruces" not in s])
@@ -964,13 +1010,722 @@ def test_secure_tag_in_disguise_is_protected(
     assert len(copies_for(handler, CAROL)) == 1  # the password went to the sender
 
 
-@settings(
-    max_examples=15,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@battery(15)
 @given(raw=st.binary(max_size=3000))
 def test_random_bytes_never_500(hostile_site: tuple[Running, SinkHandler], raw: bytes) -> None:
     data = raw.replace(b"\r\n.", b"\r\n..") + b"\r\n" + NHS.encode()
     _check_hostile(hostile_site, data)
+
+
+# ---------------------------------------------------------------------------- the outcome table
+#
+# Every hostile message ends in exactly one of four outcomes, seen from outside: the
+# client's reply and what reached the upstream sink.
+#
+# - relay:   250, one copy to the recipient, no password notice: the message as it was;
+# - protect: 250, one copy to the recipient that is not the original (the password PDF:
+#            the site's recipient has no certificate) and one password notice to the sender;
+# - reject:  a 5xx that says why (552 too big, 554 policy), nothing sent;
+# - 4xx:     a temporary failure that says why, nothing sent.
+#
+# Never 500 (aiosmtpd's "error processing"), never a 5xx without a reason, never a copy
+# with the planted number readable (``views``), and the gateway keeps serving.
+
+RELAY, PROTECT, REJECT, TEMPFAIL = "relay", "protect", "reject", "4xx"
+
+
+def _b64(data: bytes) -> bytes:
+    """Base64 in 76-character lines with CRLF ends, as a mail client writes it."""
+    return base64.encodebytes(data).replace(b"\n", b"\r\n")
+
+
+def _outcome(site: tuple[Running, SinkHandler], raw: bytes) -> str:
+    """Send ``raw`` to the external recipient; which row of the outcome table it took."""
+    running, handler = site
+    handler.received.clear()
+    code, text = running.send(raw, CAROL, [STRANGER])
+    copies, notices = copies_for(handler, STRANGER), copies_for(handler, CAROL)
+    assert code != 500, (code, text)
+    for copy in copies:
+        assert not clear_pii_in(copy), raw[:600]
+    if code == 250:
+        assert len(copies) == 1, (len(copies), raw[:400])
+        if notices:
+            assert len(notices) == 1 and copies[0] != raw, raw[:400]
+            outcome = PROTECT
+        else:
+            outcome = RELAY
+    elif 400 <= code < 500:
+        assert text.strip() and not copies and not notices, (code, text)
+        outcome = TEMPFAIL
+    else:
+        assert code in (552, 554) and len(text.strip()) > 10, (code, text)
+        assert not copies and not notices, (code, text)
+        outcome = REJECT
+    # Never crashed: the next ordinary message still goes through.
+    handler.received.clear()
+    ok = message(INTERNAL, "ok", sender=CAROL)
+    assert running.send(ok, CAROL, [INTERNAL])[0] == 250
+    return outcome
+
+
+def _check_pii(site: tuple[Running, SinkHandler], raw: bytes) -> None:
+    """A message with the number readable somewhere: protected, and nothing in clear."""
+    outcome = _outcome(site, raw)
+    assert outcome == PROTECT, (outcome, raw[:600])
+
+
+def _multipart(*parts: tuple[bytes, bytes], subject: bytes = b"notes") -> bytes:
+    out = (
+        f"From: {CAROL}\r\nTo: {STRANGER}\r\n".encode()
+        + b"Subject: "
+        + subject
+        + b'\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="XX"\r\n\r\n'
+    )
+    for headers, payload in parts:
+        out += b"--XX\r\n" + headers + b"\r\n" + payload + b"\r\n"
+    return out + b"--XX--\r\n"
+
+
+def _single(body: bytes, ctype: bytes = b"text/plain; charset=utf-8", cte: bytes = b"") -> bytes:
+    return (
+        f"From: {CAROL}\r\nTo: {STRANGER}\r\nSubject: notes\r\nMIME-Version: 1.0\r\n".encode()
+        + b"Content-Type: "
+        + ctype
+        + b"\r\n"
+        + (b"Content-Transfer-Encoding: " + cte + b"\r\n" if cte else b"")
+        + b"\r\n"
+        + body
+        + b"\r\n"
+    )
+
+
+def _with_subject(subject: bytes, body: bytes = b"see the subject") -> bytes:
+    return (
+        f"From: {CAROL}\r\nTo: {STRANGER}\r\n".encode()
+        + b"Subject: "
+        + subject
+        + b"\r\nMIME-Version: 1.0\r\n\r\n"
+        + body
+        + b"\r\n"
+    )
+
+
+COVER = (b"Content-Type: text/plain; charset=utf-8\r\n", b"see attached")
+B64_ATTACHMENT = b"Content-Transfer-Encoding: base64\r\n"
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+LEAD = b"Patient details: "
+
+
+# ------------------------------------------------- PII split across lines and encodings
+
+
+@st.composite
+def split_pii_messages(draw: st.DrawFn) -> bytes:
+    """The grouped NHS number cut where an encoding lets a line or a word end: QP soft
+    line breaks (and hex escapes) anywhere in it, base64 lines of any length, RFC 2047
+    encoded-words cut anywhere (even inside a UTF-8 sequence) in b or q, folded or not,
+    RFC 2231 continuations of an attachment's name, format=flowed soft breaks."""
+    number = draw(
+        st.sampled_from([NHS, NHS.replace(" ", "-"), NHS.replace(" ", "\u00a0"), "943 476 5919"])
+    )
+    text = LEAD + number.encode()
+    how = draw(
+        st.sampled_from(["qp", "base64", "encoded-words", "rfc2231", "rfc2231-encoded", "flowed"])
+    )
+    if how == "qp":
+        chars = [
+            f"={b:02X}".encode() if draw(st.booleans()) or b > 0x7E else bytes([b])
+            for b in number.encode()
+        ]
+        breaks = draw(st.sets(st.integers(0, len(chars)), min_size=1, max_size=4))
+        qp = b"".join((b"=\r\n" if i in breaks else b"") + c for i, c in enumerate(chars))
+        return _single(LEAD + qp, cte=b"quoted-printable")
+    if how == "base64":
+        encoded = base64.b64encode(draw(st.text("abc \r\n", max_size=40)).encode() + text)
+        width = draw(st.integers(1, 80))
+        lines = b"\r\n".join(encoded[i : i + width] for i in range(0, len(encoded), width))
+        return _single(lines, cte=b"base64")
+    if how == "encoded-words":
+        raw = b"NHS " + number.encode()
+        cuts = sorted(draw(st.sets(st.integers(1, len(raw) - 1), max_size=4)))
+        pieces = [raw[a:b] for a, b in zip([0, *cuts], [*cuts, len(raw)], strict=True)]
+        words = []
+        for piece in pieces:
+            if draw(st.booleans()):
+                words.append(b"=?utf-8?b?" + base64.b64encode(piece) + b"?=")
+            else:
+                q = b"".join(
+                    b"_"
+                    if b == 0x20
+                    else f"={b:02X}".encode()
+                    if b > 0x7E or b in b"=?_"
+                    else bytes([b])
+                    for b in piece
+                )
+                words.append(b"=?utf-8?q?" + q + b"?=")
+        glue = draw(st.sampled_from([b" ", b"\r\n ", b"\r\n\t"]))
+        return _with_subject(glue.join(words))
+    if how in ("rfc2231", "rfc2231-encoded"):
+        name = ("NHS " + number + ".png").encode()
+        cuts = sorted(draw(st.sets(st.integers(1, len(name) - 1), min_size=1, max_size=4)))
+        pieces = [name[a:b] for a, b in zip([0, *cuts], [*cuts, len(name)], strict=True)]
+        if how == "rfc2231":
+            params = [b'filename*%d="%s"' % (i, p) for i, p in enumerate(pieces)]
+        else:
+            params = [
+                b"filename*%d*=%s%s"
+                % (i, b"utf-8''" if i == 0 else b"", urllib.parse.quote_from_bytes(p).encode())
+                for i, p in enumerate(pieces)
+            ]
+        disposition = b"Content-Disposition: attachment; " + b";\r\n ".join(params) + b"\r\n"
+        return _multipart(
+            COVER,
+            (
+                b"Content-Type: image/png\r\n" + disposition + B64_ATTACHMENT,
+                _b64(PNG),
+            ),
+        )
+    # format=flowed: a line ending in a space is joined to the next on display
+    groups = number.replace("-", " ").replace("\u00a0", " ").split(" ")
+    cut = draw(st.integers(1, len(groups) - 1))
+    flowed = " ".join(groups[:cut]) + " \r\n" + " ".join(groups[cut:])
+    return _single(LEAD + flowed.encode(), ctype=b"text/plain; charset=utf-8; format=flowed")
+
+
+@battery(8)
+@given(raw=split_pii_messages())
+def test_pii_split_across_lines_and_encodings_is_protected(
+    hostile_site: tuple[Running, SinkHandler], raw: bytes
+) -> None:
+    _check_pii(hostile_site, raw)
+
+
+# ------------------------------------------------- invisible, foreign and reordered digits
+
+INVISIBLE = [
+    "\u200b",  # zero-width space
+    "\u200c",  # zero-width non-joiner
+    "\u200d",  # zero-width joiner
+    "\u2060",  # word joiner
+    "\u2063",  # invisible separator
+    "\ufeff",  # BOM / zero-width no-break space
+    "\u00ad",  # soft hyphen
+    "\u034f",  # combining grapheme joiner
+    "\u180e",  # Mongolian vowel separator
+    "\u200e",  # left-to-right mark
+    "\u202a",  # left-to-right embedding
+    "\u2066",  # left-to-right isolate
+    "\ufe0f",  # variation selector
+    "\U000e0020",  # tag space
+    "\u3164",  # Hangul filler
+    "\u115f",  # Hangul choseong filler
+    "\u1160",  # Hangul jungseong filler
+    "\uffa0",  # halfwidth Hangul filler
+]
+DIGIT_SCRIPTS = {
+    "ascii": "0",
+    "fullwidth": "\uff10",
+    "arabic-indic": "\u0660",
+    "extended-arabic-indic": "\u06f0",
+    "devanagari": "\u0966",
+    "bengali": "\u09e6",
+    "thai": "\u0e50",
+    "mathematical-bold": "\U0001d7ce",
+}
+
+
+def _spell(digits: str, zero: str) -> str:
+    return "".join(chr(ord(zero) + int(d)) if d.isdigit() else d for d in digits)
+
+
+def _transfer(text: str, how: str) -> bytes:
+    if how == "8bit":
+        return _single(text.encode())
+    if how == "base64":
+        return _single(_b64(text.encode()), cte=b"base64")
+    if how == "qp":
+        return _single(quopri.encodestring(text.encode()), cte=b"quoted-printable")
+    if how == "html-entities":
+        body = "".join(f"&#{ord(c)};" if not c.isascii() else c for c in text)
+        return _single(f"<p>{body}</p>".encode(), ctype=b"text/html; charset=utf-8")
+    if how == "subject":
+        return _with_subject(b"=?utf-8?b?" + base64.b64encode(text.encode()) + b"?=")
+    raise AssertionError(how)
+
+
+TRANSFERS = ["8bit", "base64", "qp", "html-entities", "subject"]
+
+
+@battery(8)
+@given(
+    script=st.sampled_from(sorted(DIGIT_SCRIPTS)),
+    marks=st.lists(
+        st.tuples(st.integers(0, 12), st.sampled_from(INVISIBLE)), min_size=0, max_size=5
+    ),
+    contiguous=st.booleans(),
+    how=st.sampled_from(TRANSFERS),
+)
+def test_invisible_characters_and_foreign_digits_do_not_hide_a_number(
+    hostile_site: tuple[Running, SinkHandler],
+    script: str,
+    marks: list[tuple[int, str]],
+    contiguous: bool,
+    how: str,
+) -> None:
+    """Zero-width and other invisible characters anywhere inside the number, in digits
+    of any script: a reader sees the number, so must the scanner. (A contiguous number
+    counts with a health keyword: "Patient" is one.)"""
+    number = list(_spell(NHS.replace(" ", "") if contiguous else NHS, DIGIT_SCRIPTS[script]))
+    for at, mark in sorted(marks, reverse=True):
+        number.insert(min(at, len(number)), mark)
+    _check_pii(hostile_site, _transfer("Patient details: " + "".join(number), how))
+
+
+RTL_TRICKS = {
+    # Displayed as 943 476 5919: an override run is shown reversed...
+    "rlo-reversed": "Patient details: \u202e9195 674 349\u202c",
+    "rlo-to-end-of-line": "Patient details: \u202e9195-674-349",
+    # ...and in a right-to-left context space-separated groups are laid out right to left.
+    "rlm-group-order": "Patient details: \u200f5919 476 943",
+    "rle-group-order": "Patient details: \u202b5919 476 943\u202c",
+    "rli-group-order": "Patient details: \u20675919 476 943\u2069",
+    "hebrew-context": "\u05de\u05d8\u05d5\u05e4\u05dc 5919 476 943",
+    "arabic-context": "\u0645\u0631\u064a\u0636 "
+    + _spell("5919 476 943", DIGIT_SCRIPTS["arabic-indic"]),
+}
+
+
+@pytest.mark.parametrize(
+    ("text", "how"),
+    # One transfer encoding each, in turn: the encodings are the other property's job.
+    [(text, TRANSFERS[i % len(TRANSFERS)]) for i, text in enumerate(RTL_TRICKS.values())],
+    ids=list(RTL_TRICKS),
+)
+def test_a_number_reordered_by_bidi_controls_is_still_seen(
+    hostile_site: tuple[Running, SinkHandler], text: str, how: str
+) -> None:
+    _check_pii(hostile_site, _transfer(text, how))
+
+
+# ------------------------------------------------- look-alike [secure] tags
+#
+# The decision, written down: the SPEC's tag is "[secure]" in any case. A subject that
+# only looks like it (a Cyrillic "ѕ", a Greek "ε", an override that reverses what is
+# shown) is not the tag, so the spec asks nothing of it: such a mail is judged by its
+# content. That makes the outcome table for a look-alike:
+#
+#   content with PII        -> protect, whatever the subject says (the tag never
+#                              lowers protection, look-alike or not);
+#   content without PII     -> relay, or protect: mailgate.scan.has_secure_tag
+#                              deliberately over-matches the look-alikes it knows
+#                              (over-matching only costs an unneeded encryption);
+#                              never a reject or a 4xx.
+#
+# The real tag in any case, spacing or compatibility form (fullwidth) is protected
+# always; a subject that does not say "[secure]" at all, even if it is shown so
+# ("[\u202eeruces\u202c]"), is relayed when the content is clean.
+
+HOMOGLYPHS = {
+    "s": "sѕꜱʂꮪ",  # Latin, Cyrillic dze, small capital, hook, Cherokee
+    "e": "eеєҽᴇεℯ",  # Latin, Cyrillic ie, Ukrainian ie, Abkhasian, small capital, Greek, script
+    "c": "cсϲᴄⅽ",  # Latin, Cyrillic es, Greek lunate sigma, small capital, Roman numeral
+    "u": "uυսᴜʋ",  # Latin, Greek upsilon, Armenian, small capital, v with hook
+    "r": "rгʀꭇ",  # Latin, Cyrillic ghe, small capital, r without handle
+}
+REAL_TAGS = ["[secure]", "[SECURE]", "[Secure]", "[ secure ]", "［secure］", "[ｓｅｃｕｒｅ]"]
+NOT_TAGS = [
+    "[\u202eeruces\u202c]",  # shown as [secure], written "eruces"
+    "[secure",
+    "secure]",
+    "secure",
+    "[sec]ure",
+    "[un-secure]x",
+]
+CLEAN = b"Nothing personal at all in this one."
+WITH_PII = f"Resident's NHS number is {NHS}.".encode()
+
+
+@st.composite
+def lookalike_tags(draw: st.DrawFn) -> str:
+    letters = [draw(st.sampled_from(HOMOGLYPHS[c])) if c in HOMOGLYPHS else c for c in "secure"]
+    tag = "[" + "".join(letters) + "]"
+    if draw(st.booleans()):
+        mark = draw(st.sampled_from(["\u202e", "\u202d", "\u200f", "\u2067", "\u200b"]))
+        at = draw(st.integers(0, len(tag)))
+        tag = tag[:at] + mark + tag[at:]
+    return draw(st.sampled_from(["", "Re: ", "Fwd: care plan "])) + tag
+
+
+def _subject_header(subject: str) -> bytes:
+    return b"=?utf-8?b?" + base64.b64encode(subject.encode()) + b"?="
+
+
+@battery(8)
+@given(subject=lookalike_tags(), pii=st.booleans())
+def test_a_lookalike_secure_tag_is_judged_by_content(
+    hostile_site: tuple[Running, SinkHandler], subject: str, pii: bool
+) -> None:
+    outcome = _outcome(
+        hostile_site, _with_subject(_subject_header(subject), WITH_PII if pii else CLEAN)
+    )
+    if pii:
+        assert outcome == PROTECT, (subject, outcome)
+    else:
+        assert outcome in (RELAY, PROTECT), (subject, outcome)
+
+
+@pytest.mark.parametrize(
+    ("subject", "expected"),
+    [(t, PROTECT) for t in REAL_TAGS] + [(t, RELAY) for t in NOT_TAGS],
+)
+def test_the_real_tag_is_protected_and_a_non_tag_with_clean_content_relayed(
+    hostile_site: tuple[Running, SinkHandler], subject: str, expected: str
+) -> None:
+    assert _outcome(hostile_site, _with_subject(_subject_header(subject), CLEAN)) == expected
+
+
+# ------------------------------------------------- encrypted-looking, bombs, odd structure
+#
+# An attachment that only looks encrypted (an S/MIME or PGP type over clear text, a ZIP
+# whose entries carry the "encrypted" flag over stored data) protects nothing: it must
+# be scanned, not trusted. Bombs and absurd nesting must end in an outcome of the table,
+# with nothing unchecked sent in clear.
+
+PII_TEXT = LEAD + NHS.encode() + b"\r\n"
+
+
+def _zip_with(
+    members: list[tuple[str, bytes]],
+    *,
+    method: int = zipfile.ZIP_STORED,
+    flag_local: bool = False,
+    flag_central: bool = False,
+    aes_method: bool = False,
+) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", method) as z:
+        for name, data in members:
+            z.writestr(name, data)
+    raw = bytearray(buffer.getvalue())
+    for sig, flag_at, method_at, on in (
+        (b"PK\x03\x04", 6, 8, flag_local),
+        (b"PK\x01\x02", 8, 10, flag_central),
+    ):
+        at = raw.find(sig)
+        while at >= 0 and on:
+            raw[at + flag_at] |= 1
+            if aes_method:  # WinZip AES is method 99; the data stays as it was
+                raw[at + method_at : at + method_at + 2] = (99).to_bytes(2, "little")
+            at = raw.find(sig, at + 4)
+    return bytes(raw)
+
+
+def _zip_message(data: bytes) -> bytes:
+    headers = (
+        b"Content-Type: application/zip\r\nContent-Disposition: attachment; "
+        b"filename=notes.zip\r\n" + B64_ATTACHMENT
+    )
+    return _multipart(COVER, (headers, _b64(data)))
+
+
+def _nested_zip(depth: int) -> bytes:
+    data = _zip_with([("notes.txt", PII_TEXT)])
+    for level in range(depth):
+        data = _zip_with([(f"level{level}.zip", data)], method=zipfile.ZIP_DEFLATED)
+    return data
+
+
+def _nested_rfc822(depth: int) -> bytes:
+    inner = b"Subject: fwd\r\nContent-Type: text/plain\r\n\r\n" + PII_TEXT
+    for _ in range(depth):
+        inner = b"Subject: fwd\r\nContent-Type: message/rfc822\r\n\r\n" + inner
+    return f"From: {CAROL}\r\nTo: {STRANGER}\r\n".encode() + inner
+
+
+@functools.cache
+def _zip_bomb() -> bytes:
+    """16 MiB of zeros (ratio ~1000:1, past the scanner's bound), then the number."""
+    zeros = b"0" * (16 << 20)
+    return _zip_with([("zeros.txt", zeros), ("notes.txt", PII_TEXT)], method=zipfile.ZIP_DEFLATED)
+
+
+P7M = b"Content-Type: application/pkcs7-mime; smime-type=enveloped-data; name=smime.p7m\r\n"
+SIGNED = (
+    f"From: {CAROL}\r\nTo: {STRANGER}\r\nSubject: notes\r\nMIME-Version: 1.0\r\n"
+    'Content-Type: multipart/signed; protocol="application/pkcs7-signature"; '
+    'micalg=sha-256; boundary="S"\r\n\r\n--S\r\nContent-Type: text/plain\r\n\r\n'
+).encode()
+
+LOOKALIKES_AND_BOMBS: dict[str, Any] = {
+    # encrypted-looking, and scanned as it should be
+    "p7m-top-level-clear-base64": lambda: _single(_b64(PII_TEXT), P7M[14:-2], b"base64"),
+    "x-pkcs7-mime-top-level": lambda: _single(
+        _b64(PII_TEXT),
+        b"application/x-pkcs7-mime; smime-type=enveloped-data",
+        b"base64",
+    ),
+    "p7m-der-header-over-clear-text": lambda: _single(
+        _b64(b"\x30\x82\x01\x00\x06\x09" + PII_TEXT), P7M[14:-2], b"base64"
+    ),
+    "p7m-8bit": lambda: _single(PII_TEXT, P7M[14:-2]),
+    "p7m-attachment": lambda: _multipart(COVER, (P7M + B64_ATTACHMENT, _b64(PII_TEXT))),
+    "multipart-signed-is-not-encrypted": lambda: (
+        SIGNED
+        + PII_TEXT
+        + b"\r\n--S\r\nContent-Type: application/pkcs7-signature; name=smime.p7s\r\n"
+        + B64_ATTACHMENT
+        + b"\r\n"
+        + _b64(b"\x30\x82" + b"\x00" * 40)
+        + b"\r\n--S--\r\n"
+    ),
+    "signature-part-holding-clear-text": lambda: _multipart(
+        COVER,
+        (
+            b"Content-Type: application/pkcs7-signature; name=smime.p7s\r\n" + B64_ATTACHMENT,
+            _b64(PII_TEXT),
+        ),
+    ),
+    "pgp-armour-over-clear-text": lambda: _multipart(
+        COVER,
+        (
+            b"Content-Type: application/octet-stream; name=notes.asc\r\n",
+            b"-----BEGIN PGP MESSAGE-----\r\n\r\n" + PII_TEXT + b"-----END PGP MESSAGE-----",
+        ),
+    ),
+    "zip-flag-on-local-header-only": lambda: _zip_message(
+        _zip_with([("notes.txt", PII_TEXT)], flag_local=True)
+    ),
+    # bombs and absurd nesting
+    "zip-bomb-then-the-number": lambda: _zip_message(_zip_bomb()),
+    "zip-3000-members-then-the-number": lambda: _zip_message(
+        _zip_with([(f"f{i}.txt", b"x") for i in range(3000)] + [("notes.txt", PII_TEXT)])
+    ),
+    "zip-nested-30-deep": lambda: _zip_message(_nested_zip(30)),
+    "rfc822-nested-60-deep": lambda: _nested_rfc822(60),
+    "junk-at-the-start-of-a-header-line": lambda: _single(_b64(PII_TEXT), cte=b"base64").replace(
+        b"Content-Type", b"*Content-Type"
+    ),
+    "huge-folded-header-then-the-number": lambda: _with_subject(
+        b"hi\r\nX-Note: " + b"\r\n ".join([b"a" * 900] * 200) + b" NHS " + NHS.encode()
+    ),
+    "huge-folded-subject-then-the-number": lambda: _with_subject(
+        b"\r\n ".join([b"a" * 70] * 1000) + b" NHS " + NHS.encode()
+    ),
+}
+
+
+@pytest.mark.parametrize("build", LOOKALIKES_AND_BOMBS.values(), ids=LOOKALIKES_AND_BOMBS.keys())
+def test_encrypted_lookalikes_bombs_and_nesting_are_protected(
+    hostile_site: tuple[Running, SinkHandler], build: Any
+) -> None:
+    _check_pii(hostile_site, build())
+
+
+# Reproducers for leaks in code this battery does not own (mailgate/extract.py is being
+# rewritten; mailgate/protect.py). Each is a message whose planted number reaches the
+# external recipient readable; strict, so a fix shows up as XPASS and the mark goes.
+EXTRACT = "mailgate/extract.py: "
+KNOWN_LEAKS = [
+    pytest.param(
+        lambda: _zip_message(_zip_with([("notes.txt", PII_TEXT)], flag_central=True)),
+        id="zip-flag-on-central-directory-only",
+        marks=pytest.mark.xfail(
+            strict=True,
+            reason=EXTRACT + "a ZIP whose central directory sets the 'encrypted' bit over "
+            "stored clear data is trusted as 'encrypted ZIP' and relayed",
+        ),
+    ),
+    pytest.param(
+        lambda: _zip_message(
+            _zip_with([("notes.txt", PII_TEXT)], flag_local=True, flag_central=True)
+        ),
+        id="zip-flag-on-both-headers-stored",
+        marks=pytest.mark.xfail(
+            strict=True, reason=EXTRACT + "the 'encrypted' bit over stored data is trusted"
+        ),
+    ),
+    pytest.param(
+        lambda: _zip_message(
+            _zip_with(
+                [("notes.txt", PII_TEXT)],
+                method=zipfile.ZIP_DEFLATED,
+                flag_local=True,
+                flag_central=True,
+            )
+        ),
+        id="zip-flag-on-both-headers-deflated",
+        marks=pytest.mark.xfail(
+            strict=True, reason=EXTRACT + "the 'encrypted' bit over plain deflate is trusted"
+        ),
+    ),
+    pytest.param(
+        lambda: _zip_message(
+            _zip_with(
+                [("notes.txt", PII_TEXT)], flag_local=True, flag_central=True, aes_method=True
+            )
+        ),
+        id="zip-aes-method-over-clear-data",
+        marks=pytest.mark.xfail(
+            strict=True, reason=EXTRACT + "method 99 (AES) with no AES extra field is trusted"
+        ),
+    ),
+]
+
+
+PGP_FAKE_PACKET = b"\x85\x01\x0c\x03"  # an old-format public-key-encrypted-session-key tag
+HTML = b"text/html; charset=utf-8"
+PROTECT_PY = "mailgate/protect.py: "
+GATEWAY_PY = "mailgate/gateway.py: "
+
+
+def _leak(build: Any, name: str, where: str, reason: str) -> Any:
+    return pytest.param(build, id=name, marks=pytest.mark.xfail(strict=True, reason=where + reason))
+
+
+KNOWN_LEAKS += [
+    _leak(
+        lambda: _multipart(
+            COVER,
+            (
+                b"Content-Type: application/octet-stream\r\nContent-Disposition: attachment; "
+                b"filename=notes.gpg\r\n" + B64_ATTACHMENT,
+                _b64(PGP_FAKE_PACKET + PII_TEXT),
+            ),
+        ),
+        "pgp-packet-tag-over-clear-text",
+        EXTRACT,
+        "a .gpg whose first bytes are a PGP packet tag is trusted as a 'PGP message' "
+        "without checking that what follows is ciphertext",
+    ),
+    _leak(
+        lambda: _multipart(
+            (b"Content-Type: application/pgp-encrypted\r\n", b"Version: 1"),
+            (
+                b"Content-Type: application/octet-stream; name=msg.asc\r\n",
+                b"-----BEGIN PGP MESSAGE-----\r\n\r\n"
+                + _b64(PII_TEXT)
+                + b"-----END PGP MESSAGE-----",
+            ),
+        ),
+        "pgp-armour-over-base64-clear-text",
+        EXTRACT,
+        "an ASCII-armoured block whose base64 is not a PGP packet is neither scanned "
+        "decoded nor listed unscanned",
+    ),
+    _leak(
+        lambda: _multipart(COVER).replace(b"\r\n\r\n--XX", b"\r\n\r\n" + PII_TEXT + b"--XX", 1),
+        "number-in-the-multipart-preamble",
+        EXTRACT,
+        "the preamble before the first boundary is not scanned, and it travels in clear",
+    ),
+    _leak(
+        lambda: _multipart(COVER) + PII_TEXT,
+        "number-in-the-multipart-epilogue",
+        EXTRACT,
+        "the epilogue after the closing boundary is not scanned, and it travels in clear",
+    ),
+    _leak(
+        lambda: (
+            _multipart(COVER)
+            .replace(b'boundary="XX"', b'boundary="XX"; boundary="YY"')
+            .replace(
+                b"--XX--\r\n",
+                b"--XX--\r\n--YY\r\nContent-Type: text/plain\r\n\r\n" + PII_TEXT + b"--YY--\r\n",
+            )
+        ),
+        "duplicate-boundary-parameter",
+        EXTRACT,
+        "with two boundary parameters only the first is walked; a reader that takes the "
+        "other sees parts that were never scanned",
+    ),
+    _leak(
+        lambda: _single(_b64(PII_TEXT), cte=b"7bit\r\nContent-Transfer-Encoding: base64"),
+        "duplicate-content-transfer-encoding",
+        EXTRACT,
+        "with two Content-Transfer-Encoding fields only the first is applied; a reader "
+        "that applies the other (base64) sees text that was never scanned",
+    ),
+    _leak(
+        lambda: _single(b"<p>Patient details: 943 47<!-- x -->6 5919</p>", HTML),
+        "html-comment-inside-the-number",
+        EXTRACT,
+        "html_to_text keeps the two sides of a comment apart ('47' '6'), a browser shows "
+        "943 476 5919",
+    ),
+    _leak(
+        lambda: _single(
+            b"Patient details: 943 47 \r\n6 5919", b"text/plain; format=flowed; delsp=yes"
+        ),
+        "format-flowed-delsp-soft-break-inside-a-group",
+        EXTRACT,
+        "format=flowed; delsp=yes soft line breaks are not joined (RFC 3676): a reader sees "
+        "943 476 5919",
+    ),
+    _leak(
+        lambda: b"\x00" + _single(_b64(PII_TEXT), cte=b"base64"),
+        "junk-before-the-header-block-nul",
+        "mailgate/extract.py, mailgate/scan.py: ",
+        "a NUL before the first header makes the whole message plain text, so its base64 "
+        "body is never decoded; a relay that drops NULs delivers a normal MIME message",
+    ),
+    _leak(
+        lambda: b"\x01" + _single(_b64(PII_TEXT), cte=b"base64"),
+        "junk-before-the-header-block-control",
+        "mailgate/extract.py, mailgate/scan.py: ",
+        "any byte before the first header (here \\x01) makes the whole message plain text "
+        "and its base64 body is never decoded; a reader that skips the bad line decodes it",
+    ),
+    _leak(
+        lambda: _with_subject(b"hi\r\nX-Note: " + b"a" * 2000 + b" NHS " + NHS.encode()),
+        "header-line-over-1000-bytes",
+        GATEWAY_PY,
+        "a line over aiosmtpd's line_length_limit gets aiosmtpd's own '500 Line too long' "
+        "(nothing leaks; the table wants 552/554 with that reason, or acceptance)",
+    ),
+    _leak(
+        lambda: _with_subject(b"notes", PII_TEXT).replace(
+            f"To: {STRANGER}".encode(), f"To: NHS {NHS} <{STRANGER}>".encode()
+        ),
+        "number-in-the-to-display-name",
+        PROTECT_PY,
+        "From/To/Cc/Reply-To are kept on the protected message as they were "
+        "(OUTER_FIELDS), display names and all: the number goes out in clear",
+    ),
+]
+
+
+@pytest.mark.parametrize("build", KNOWN_LEAKS)
+def test_known_leaks_in_code_the_battery_does_not_own(
+    hostile_site: tuple[Running, SinkHandler], build: Any
+) -> None:
+    _check_pii(hostile_site, build())
+
+
+# ------------------------------------------------- detector regressions found by the battery
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("Patient 9\u316443 476 5919", {"nhs_number": 1}, id="hangul-filler"),
+        pytest.param("Patient 94\uffa03 476 5919", {"nhs_number": 1}, id="halfwidth-filler"),
+        pytest.param("NI AB\u1160123456C", {"nino": 1}, id="filler-in-a-nino"),
+        pytest.param(_spell("Patient 943 476 5919", "\u0660"), {"nhs_number": 1}, id="arabic"),
+        pytest.param(_spell("Patient 943 476 5919", "\u0966"), {"nhs_number": 1}, id="devanagari"),
+        pytest.param(_spell("card 4111 1111 1111 1111", "\u06f0"), {"payment_card": 1}, id="card"),
+        pytest.param("Patient \u202e9195 674 349\u202c", {"nhs_number": 1}, id="rlo-reversed"),
+        pytest.param("Patient \u200f5919 476 943", {"nhs_number": 1}, id="rlm-group-order"),
+        pytest.param("\u05de\u05d8\u05d5\u05e4\u05dc 5919 476 943", {"nhs_number": 1}, id="hebrew"),
+        # Controls: no right-to-left context, no reordering; no digits, nothing found.
+        pytest.param("Ref 5919 476 943", {}, id="ltr-groups-stay-in-order"),
+        pytest.param(
+            "\u05e9\u05dc\u05d5\u05dd \u0645\u0631\u062d\u0628\u0627 \u3164", {}, id="no-digits"
+        ),
+        pytest.param(_spell("call 0161 496 0000", "\u0660"), {}, id="arabic-phone-number"),
+    ],
+)
+def test_detector_sees_what_a_reader_sees(text: str, expected: dict[str, int]) -> None:
+    """Unit regressions for the bypasses the properties above found in mailgate.textnorm
+    (Hangul fillers, digits of other scripts) and mailgate.pii (bidi reordering)."""
+    assert detect(text) == expected

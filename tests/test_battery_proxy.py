@@ -5,6 +5,11 @@ Listed entries point at loopback origins, so a bypass WOULD reach content: ``loc
 Invariants: for a listed host every spelling gets 403 or an error, never the origin's
 content; malformed or hostile clients never stop a well-behaved client being served; a
 bad blocklist file never replaces the index in use.
+
+Example counts: every property takes its settings from ``tests.hypothesis_profiles.battery``;
+the counts written here are the fast default (derandomized, CI-stable), and
+``AUPD_FUZZ=deep`` multiplies them by 40 for a deep, randomized fuzz run (``make fuzz``;
+see tests/hypothesis_profiles.py).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.conftest import (
@@ -34,6 +39,7 @@ from tests.conftest import (
     start_proxy,
     write_config,
 )
+from tests.hypothesis_profiles import battery
 
 pytestmark = pytest.mark.usefixtures("curl_available")
 
@@ -321,12 +327,7 @@ def test_malformed_requests_and_giant_headers_are_refused_cleanly(
     well_behaved(proxy, origin_http)
 
 
-@settings(
-    max_examples=30,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@battery(30)
 @given(
     host=st.sampled_from(["localhost", LISTED_IP, "2130706441", "0x7f000009", "127.9"]),
     case=st.lists(st.booleans(), min_size=12, max_size=12),

@@ -4,6 +4,11 @@ and a real Chromium loading a block page for a hostile URL through the live prox
 
 Login, session fixation, open redirects, brute force and bad tokens are covered in
 tests/test_console_app.py; this file adds what is not there.
+
+Example counts: every property takes its settings from ``tests.hypothesis_profiles.battery``;
+the counts written here are the fast default (derandomized, CI-stable), and
+``AUPD_FUZZ=deep`` multiplies them by 40 for a deep, randomized fuzz run (``make fuzz``;
+see tests/hypothesis_profiles.py).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from collections.abc import Iterator
 
 import pytest
 from flask.testing import FlaskClient
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from playwright.sync_api import sync_playwright
 
@@ -24,6 +29,7 @@ from aupd.secrets import load_or_create_secret
 from aupd.tokens import sign
 from aupd.unblock import list_requests, report, submit
 from tests.conftest import AUPD, LiveProxy, aupd, start_proxy, write_config
+from tests.hypothesis_profiles import battery
 from tests.test_console_app import (
     app,
     ca_dir,
@@ -48,12 +54,7 @@ VECTORS = [
     '<iframe srcdoc="<script>parent.pwned=6</script>">',
 ]
 DANGEROUS = re.compile(r"<(script|img|svg|iframe|a )|javascript:|onerror=|onload=", re.I)
-SETTINGS = settings(
-    max_examples=40,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+SETTINGS = battery(40)
 
 
 def unescaped(page: str, payload: str) -> bool:
