@@ -13,8 +13,10 @@ from collections.abc import Callable
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from mailgate import leanparse
+from mailgate import scan as scan
 from mailgate.extract import NO_TEXT_LAYER, ProtectedPart, UnscannedPart
-from mailgate.pii import ClientRegister, RegisterEntry
+from mailgate.pii import ClientRegister, RegisterEntry, detect
 from mailgate.scan import PartFinding, ScanResult, has_secure_tag, scan_message, scan_parts
 from tests.test_mailgate_extract import (
     NHS,
@@ -447,3 +449,81 @@ def test_secure_tag_read_from_an_encoded_subject(header: bytes) -> None:
     raw = b"Subject: " + header + b"\r\n\r\nhello\r\n"
     assert scan_message(raw).secure_tag
     assert not scan_message(message(subject="Referral")).secure_tag
+
+
+# ------------------------------------------------------------------ big text, in windows
+
+_LINE = "Settled night, ate well at breakfast; the nurse calls on Thursday.\n"
+
+
+def _filler(n: int) -> str:
+    return (_LINE * (n // len(_LINE) + 1))[:n]
+
+
+def _at(text: str, at: int, value: str) -> str:
+    return text[:at] + value + text[at + len(value) :]
+
+
+def _register() -> ClientRegister:
+    return ClientRegister.from_entries(
+        b"a salt of sixteen bytes", [RegisterEntry("Ann Lee", None, "12/03/1950")]
+    )
+
+
+# (what is planted, where, relative to a window's start): values straddling the cut
+# between two cores, a contiguous NHS number whose keyword is in the window before,
+# a sort code and its account across the cut, a registered name far from its DOB.
+WINDOW_CASES: dict[str, list[tuple[int, str]]] = {
+    "nothing": [],
+    "grouped NHS number across the cut": [(-5, NHS)],
+    "NHS number ending at the cut": [(-len(NHS), NHS)],
+    "NHS number starting at the cut": [(0, NHS)],
+    "keyword before the cut, number after": [(-250, "patient"), (30, NHS_DIGITS)],
+    "keyword too far": [(-700, "patient"), (30, NHS_DIGITS)],
+    "NINO across the cut": [(-4, "AB 12 34 56 C")],
+    "sort code and account across the cut": [(-20, "sort code 12-34-56"), (10, "12345678")],
+    "card across the cut": [(-9, "4111 1111 1111 1111")],
+    "DOB label before the cut": [(-12, "DOB: 12/03/1950")],
+    "the same number in two windows": [(-5, NHS), (5000, NHS), (2500, NHS_DIGITS)],
+    "register name before the cut, DOB after": [(-600, "Ann Lee"), (200, "born 12/03/1950")],
+    "normalisation needed": [(100, "\u00a0"), (5000, "943\u00a0476\u00a05919")],
+    "right-to-left text": [(100, "\u05e9\u05dc\u05d5\u05dd 5919 476 943")],
+}
+
+
+@pytest.mark.parametrize("name", list(WINDOW_CASES))
+@pytest.mark.parametrize("cut", [1, 2])
+def test_windowed_text_finds_exactly_what_the_whole_text_holds(
+    monkeypatch: pytest.MonkeyPatch, name: str, cut: int
+) -> None:
+    monkeypatch.setattr(scan, "WINDOWED_MIN", 20_000)
+    monkeypatch.setattr(scan, "WINDOW", 10_000)
+    monkeypatch.setattr(scan, "WINDOW_MARGIN", 2_000)
+    text = _filler(40_000)
+    for offset, value in WINDOW_CASES[name]:
+        text = _at(text, cut * 10_000 + offset, value)
+    register = _register()
+    assert scan.detect_text(text, register=register) == detect(text, register=register)
+    assert scan.detect_text(text) == detect(text)
+
+
+def test_a_big_message_is_scanned_as_before(monkeypatch: pytest.MonkeyPatch) -> None:
+    """4 MB of text with the real thresholds: clean, then with a number right at the cut
+    between two windows, then twice; the same findings as the whole-text reading."""
+    head = "From: a@rosehouse.example\r\nSubject: notes\r\nContent-Type: text/plain\r\n\r\n"
+    body = _filler(4_000_000)
+    cut = scan.WINDOW * 2 - len(head) + 1  # where the body's third window starts
+    shapes = {
+        "clean": body,
+        "at the cut": _at(body, cut - 4, NHS),
+        "twice": _at(_at(body, cut - 4, NHS), 3_000_000, f" NHS {NHS_DIGITS} AB123456C "),
+    }
+    for name, text in shapes.items():
+        raw = (head + text).encode()
+        result = scan_message(raw)
+        monkeypatch.setattr(scan, "WINDOWED_MIN", 1 << 40)
+        monkeypatch.setattr(leanparse, "LEAN_MIN", 1 << 40)
+        assert scan_message(raw) == result, name
+        monkeypatch.undo()
+        assert result.pii == (name != "clean"), name
+    assert result.totals() == {"nhs_number": 1, "nino": 1}
