@@ -265,6 +265,54 @@ def test_oversized_message_gets_552(tmp_path: Path, sink: tuple[SinkHandler, Con
     assert code == 552
 
 
+# The DATA phase is aupd's own (one buffer, not a bytearray per line): what aiosmtpd
+# would answer, and the message byte for byte, dots unstuffed.
+DATA_CASES: dict[str, tuple[bytes, int, bytes]] = {
+    # name: (data as smtplib is given it, reply, what reaches the upstream)
+    "dot-stuffed lines": (
+        b"Subject: dots\r\n\r\n..leading dot\r\n.\r\n...\r\nend\r\n",
+        250,
+        b"Subject: dots\r\n\r\n..leading dot\r\n.\r\n...\r\nend\r\n",
+    ),
+    "no final line end": (b"Subject: x\r\n\r\nlast", 250, b"Subject: x\r\n\r\nlast\r\n"),
+    # Bare LFs end no SMTP line, so no server unstuffs after one: the dot smtplib adds
+    # there (ours to the gateway, the gateway's to the upstream) stays, as with aiosmtpd.
+    "bare LF lines": (b"Subject: x\n\none\n.two\n", 250, b"Subject: x\n\none\n...two\n\r\n"),
+    "line too long": (b"Subject: x\r\n\r\n" + b"y" * 5000 + b"\r\nmore\r\n", 500, b""),
+    "too big": (b"Subject: x\r\n\r\n" + (b"z" * 998 + b"\r\n") * 30, 552, b""),
+    "too big, then a line too long": (
+        b"Subject: x\r\n\r\n" + (b"z" * 998 + b"\r\n") * 30 + b"y" * 5000 + b"\r\n",
+        552,
+        b"",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(DATA_CASES))
+def test_data_phase(tmp_path: Path, sink: tuple[SinkHandler, Controller], name: str) -> None:
+    data, expected, relayed = DATA_CASES[name]
+    running, controller = start_gateway(
+        gateway_config(tmp_path, sink[1].port, max_message_size=20_000)
+    )
+    sender = "carol@rosehouse.example"
+    try:
+        with smtplib.SMTP("127.0.0.1", running.port, timeout=30) as client:
+            client.ehlo()
+            assert client.mail(sender)[0] == 250
+            assert client.rcpt(STRANGER)[0] == 250
+            assert client.data(data)[0] == expected
+            # The session goes on: the next message is taken as usual.
+            assert client.sendmail(sender, [STRANGER], b"Subject: y\r\n\r\nok") == {}
+    finally:
+        controller.stop()
+        running.writer.stop()
+    sent = [r.data for r in sink[0].received]
+    if expected == 250:
+        assert sent[0] == relayed
+    assert sent[-1] == b"Subject: y\r\n\r\nok\r\n"
+    assert len(sent) == (2 if expected == 250 else 1)
+
+
 # ---------------------------------------------------------------------------- failures
 
 
