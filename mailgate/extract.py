@@ -1605,10 +1605,18 @@ def _opens_with_default_password(office: Any, ooxml: bool) -> bool:
 
 
 def _read_pdf(data: bytes, hint: _Hint, label: str, ctx: _Ctx, where: _Where) -> list[Part]:
-    from pypdf import PasswordType, PdfReader
+    from pypdf import PdfReader
 
     # Not a bare BytesIO: pypdf asks it for getbuffer(), which copies the shared bytes.
-    reader = PdfReader(io.BufferedReader(io.BytesIO(data)), strict=False)
+    # Closed when done: pypdf's objects refer to each other, and the document's bytes
+    # would otherwise wait for the cycle collector (through the relay of a big message).
+    with io.BufferedReader(io.BytesIO(data)) as stream:
+        return _read_pdf_reader(PdfReader(stream, strict=False), label, ctx, where)
+
+
+def _read_pdf_reader(reader: Any, label: str, ctx: _Ctx, where: _Where) -> list[Part]:
+    from pypdf import PasswordType
+
     if reader.is_encrypted:
         # An owner password alone restricts printing or copying, not opening: such a
         # PDF opens with the empty user password and is as readable as any other.

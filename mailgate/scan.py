@@ -25,6 +25,7 @@ the clear"):
 from __future__ import annotations
 
 import email.header
+import gc
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -100,13 +101,20 @@ class ScanResult:
 
 SOURCE = "message source"
 SOURCE_VIEW_LIMIT = 32 << 20  # larger than any message the gateway accepts
+BIG_MESSAGE: Final = 1 << 20
 
 
 def scan_message(
     raw: bytes, *, register: Register | None = None, limits: Limits = DEFAULT_LIMITS
 ) -> ScanResult:
     """Scan a raw RFC 5322 message. Never raises on message content."""
-    result = scan_parts(extract(raw, limits=limits), size=len(raw), register=register)
+    parts = extract(raw, limits=limits)
+    if len(raw) >= BIG_MESSAGE:
+        # Document readers (pypdf) leave reference cycles that hold what they read,
+        # the size of the attachment, until the collector happens to run: after a big
+        # message that would be through the relay, when the message is held again.
+        gc.collect()
+    result = scan_parts(parts, size=len(raw), register=register)
     return with_source_view(result, raw, register)
 
 
