@@ -358,6 +358,90 @@ def test_property_listed_hosts_never_leak_whatever_the_spelling(
     assert_no_bypass(status, body, url)
 
 
+# IDNA (UTS 46) maps these to "." and fullwidth forms to ASCII; a resolver that applies
+# it (Python's getaddrinfo does, for a non-ASCII name) reaches the listed address.
+IDNA_DOTS = [".", "\u3002", "\uff0e", "\uff61"]
+
+
+@st.composite
+def listed_ip_spellings(draw: st.DrawFn) -> str:
+    """127.0.0.9 as inet_aton and WHATWG URL parsers read it: one to four parts, each
+    decimal, octal (leading zeros) or hex (any case, leading zeros), the last part
+    filling the remaining bytes; or an IPv4-mapped / -compatible IPv6 literal; then
+    maybe a trailing dot, fullwidth digits and ideographic dots."""
+    if draw(st.booleans()):
+        v6 = draw(
+            st.sampled_from(
+                [
+                    "::ffff:127.0.0.9",
+                    "::ffff:7f00:9",
+                    "::FFFF:7F00:0009",
+                    "0:0:0:0:0:ffff:7f00:9",
+                    "0000:0000::ffff:127.0.0.9",
+                    "::ffff:0:127.0.0.9",
+                    "::127.0.0.9",
+                ]
+            )
+        )
+        return f"[{v6}]"
+    values = draw(st.sampled_from([[127, 0, 0, 9], [127, 0, 9], [127, 9], [2130706441]]))
+    parts = []
+    for value in values:
+        style = draw(st.sampled_from(["dec", "oct", "hex", "HEX"]))
+        zeros = "0" * draw(st.integers(0, 3))
+        parts.append(
+            str(value)
+            if style == "dec"
+            else "0" + zeros + format(value, "o")
+            if style == "oct"
+            else "0x" + zeros + format(value, "x")
+            if style == "hex"
+            else "0X" + zeros + format(value, "X")
+        )
+    dot = draw(st.sampled_from(IDNA_DOTS))
+    host = dot.join(parts) + draw(st.sampled_from(["", dot]))
+    if draw(st.booleans()):  # fullwidth digits and letters
+        host = "".join(chr(ord(c) + 0xFEE0) if c.isalnum() else c for c in host)
+    return host
+
+
+def test_the_raw_request_forms_do_reach_an_allowed_origin(
+    proxy: LiveProxy, origin_http: Origin
+) -> None:
+    """The control for the property below: the same raw absolute-form request to an
+    address that is not listed gets the content, so "no content" there means blocked."""
+    target = f"127.0.0.1:{origin_http.port}"
+    reply = raw_request(proxy, f"GET http://{target}/p HTTP/1.1\r\n\r\n".encode(), timeout=3)
+    assert CONTENT.encode() in reply, reply[:300]
+
+
+@battery(30)
+@given(
+    host=listed_ip_spellings(),
+    userinfo=st.sampled_from(["", "a@", "127.0.0.1@", "127.0.0.1:1@"]),
+    form=st.sampled_from(["absolute", "absolute+host", "host-header"]),
+)
+def test_property_listed_ip_never_leaks_in_any_address_spelling(
+    proxy: LiveProxy,
+    listed_origin: int,
+    origin_http: Origin,
+    host: str,
+    userinfo: str,
+    form: str,
+) -> None:
+    """Raw requests (no client-side URL parsing in the way) for every spelling of the
+    listed IP: the origin's content never comes back."""
+    target = f"{host}:{listed_origin}"
+    if form == "absolute":
+        data = f"GET http://{userinfo}{target}/p HTTP/1.1\r\n\r\n"
+    elif form == "absolute+host":
+        data = f"GET http://{userinfo}{target}/p HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    else:
+        data = f"GET /p HTTP/1.1\r\nHost: {target}\r\n\r\n"
+    reply = raw_request(proxy, data.encode(), timeout=3)
+    assert CONTENT.encode() not in reply, (data, reply[:300])
+
+
 def test_slowloris_clients_do_not_starve_a_well_behaved_one(
     proxy: LiveProxy, origin_http: Origin
 ) -> None:

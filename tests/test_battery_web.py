@@ -52,8 +52,20 @@ VECTORS = [
     "{{7*7}}",
     "\u202e<script>",
     '<iframe srcdoc="<script>parent.pwned=6</script>">',
+    '" onmouseover="window.pwned=7" x="',
+    "' autofocus onfocus='window.pwned=8",
+    "<svg/onload=window.pwned=9>",
+    "<scr<script>ipt>window.pwned=10</script>",
+    '<base href="//evil.example/">',
+    '<meta http-equiv="refresh" content="0;url=//evil.example/">',
+    "<math><mtext><table><mglyph><style><img src=x onerror=window.pwned=11>",
+    "<a href=jav&#x61;script:window.pwned=12>x</a>",
+    "%3Cscript%3Ewindow.pwned=13%3C/script%3E",
+    "\u2028<script>window.pwned=14</script>",
 ]
-DANGEROUS = re.compile(r"<(script|img|svg|iframe|a )|javascript:|onerror=|onload=", re.I)
+DANGEROUS = re.compile(
+    r"<(script|img|svg|iframe|a |base|meta|math|style)|javascript:|\bon[a-z]+=", re.I
+)
 SETTINGS = battery(40)
 
 
