@@ -219,5 +219,29 @@ def _attach_bodies(
             at = m.end()
             seen += 1
         pieces.append(payload[at:])
-        part.lean = Body(raw, tuple(p for p in pieces if p != ""))
+        part.lean = Body(raw, _joined(raw, [p for p in pieces if p != ""]))
     return seen == len(stubs)
+
+
+def _joined(raw: bytes, pieces: list[Piece]) -> tuple[Piece, ...]:
+    """The pieces with kept text that is just the raw bytes next to a run (the line
+    ending the parser left after a stub) taken into that run: a body that is one run
+    is read straight from the raw message."""
+    out: list[Piece] = []
+    for piece in pieces:
+        last = out[-1] if out else None
+        if isinstance(piece, str) and isinstance(last, tuple):
+            data = piece.encode("ascii", "surrogateescape")
+            if raw.startswith(data, last[1]):
+                out[-1] = (last[0], last[1] + len(data))
+                continue
+        if isinstance(piece, tuple) and isinstance(last, tuple) and last[1] == piece[0]:
+            out[-1] = (last[0], piece[1])
+            continue
+        if isinstance(piece, tuple) and isinstance(last, str):
+            data = last.encode("ascii", "surrogateescape")
+            if piece[0] >= len(data) and raw.startswith(data, piece[0] - len(data)):
+                out[-1] = (piece[0] - len(data), piece[1])
+                continue
+        out.append(piece)
+    return tuple(out)

@@ -252,6 +252,17 @@ def test_a_big_attachment_is_decoded_from_the_raw_bytes() -> None:
     assert extract(raw) == ordinary(raw)
 
 
+@pytest.mark.parametrize("ending", ["", "\r\n", "\n", "\r\n\r\n"])
+def test_a_plain_body_is_one_view_of_the_raw_message(lean: None, ending: str) -> None:
+    raw = (head("text/plain") + TEXT + "-- \r\n" + TEXT + ending).encode()
+    msg = leanparse.parse(raw, _POLICY)
+    assert isinstance(msg, LeanMessage) and msg.lean is not None
+    view = msg.lean.view()
+    assert view is not None
+    assert bytes(view) == raw[raw.index(b"\r\n\r\n") + 4 :]
+    assert extract(raw) == ordinary(raw)
+
+
 # ------------------------------------------------------------------- Body decoding
 
 
