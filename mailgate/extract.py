@@ -35,6 +35,7 @@ import codecs
 import contextlib
 import csv
 import io
+import itertools
 import re
 import time
 import zipfile
@@ -45,15 +46,17 @@ from email.header import decode_header
 from email.message import EmailMessage, Message
 from email.policy import EmailPolicy
 from html.parser import HTMLParser
-from typing import Any, Final
+from typing import Any, Final, overload
 
 from mailgate import leanparse
 from mailgate.leanparse import LeanMessage
 
 __all__ = [
+    "BIG_TABLE_TEXT",
     "DEFAULT_LIMITS",
     "NO_TEXT_LAYER",
     "SUBJECT",
+    "CsvRows",
     "Limits",
     "Part",
     "ProtectedPart",
@@ -80,10 +83,10 @@ class TextPart:
 
 @dataclass(frozen=True, slots=True)
 class TablePart:
-    """A table; `rows[0]` is the header row."""
+    """A table; `rows[0]` is the header row. The rows of a big CSV are a `CsvRows`."""
 
     label: str
-    rows: list[list[str]]
+    rows: list[list[str]] | CsvRows
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,18 +161,25 @@ class _Ctx:
 
     def table(self, label: str, rows: Iterable[Sequence[str]]) -> list[Part]:
         kept: list[list[str]] = []
+        problem = self.meter(rows, kept.append)
+        out: list[Part] = [TablePart(label, kept)] if kept else []
+        return out + ([UnscannedPart(label, problem)] if problem else [])
+
+    def meter(
+        self, rows: Iterable[Sequence[str]], keep: Callable[[list[str]], object]
+    ) -> str | None:
+        """Charge each row to the text allowance and `keep` it (if not blank) until the
+        allowance or the time runs out; then the reason the rest is unscanned."""
         for row in rows:
             cost = sum(map(len, row)) + len(row)
             if cost > self.text_left:
-                out: list[Part] = [TablePart(label, kept)] if kept else []
-                return [*out, UnscannedPart(label, self.over_text_limit())]
+                return self.over_text_limit()
             if self.expired():
-                out = [TablePart(label, kept)] if kept else []
-                return [*out, UnscannedPart(label, _TIME_LIMIT)]
+                return _TIME_LIMIT
             self.text_left -= cost
             if any(row):  # blank rows carry nothing and would push the header row down
-                kept.append(list(row))
-        return [TablePart(label, kept)] if kept else []
+                keep(list(row))
+        return None
 
     def over_text_limit(self) -> str:
         return f"text beyond the limit of {self.limits.max_text:,} characters per message"
@@ -757,17 +767,92 @@ def _read_html(data: bytes, hint: _Hint, label: str, ctx: _Ctx, where: _Where) -
 
 def _read_csv(data: bytes, hint: _Hint, label: str, ctx: _Ctx, where: _Where) -> list[Part]:
     text = _text_anyway(data, hint.charset)
-    rows = _csv_rows(text, "\t" if _label_kind(label) == "tsv" else None)
-    if rows is None:  # not parseable as CSV: the text itself is still worth reading
+    dialect = _csv_dialect(text, "\t" if _label_kind(label) == "tsv" else None)
+    if len(text) > BIG_TABLE_TEXT:
+        return _read_big_csv(text, dialect, label, ctx)
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline=""), dialect))
+    except csv.Error:  # not parseable as CSV: the text itself is still worth reading
         return ctx.text(label, text)
     return ctx.table(label, rows)
+
+
+# A CSV with more text than this is not held as lists of cells (~15 times its text in
+# Python objects) but read again from its text each time its rows are wanted.
+BIG_TABLE_TEXT: Final = 1 << 20
+
+
+def _read_big_csv(text: str, dialect: _Dialect, label: str, ctx: _Ctx) -> list[Part]:
+    """As _read_csv, the rows read from the text as they are wanted (see CsvRows)."""
+    try:
+        for _ in _csv_reader(text, dialect):  # a parse error anywhere: read it as text
+            pass
+    except csv.Error:
+        return ctx.text(label, text)
+    kept = 0
+
+    def count(row: list[str]) -> None:
+        nonlocal kept
+        kept += 1
+
+    problem = ctx.meter(_csv_reader(text, dialect), count)
+    out: list[Part] = [TablePart(label, CsvRows(text, dialect, kept))] if kept else []
+    return out + ([UnscannedPart(label, problem)] if problem else [])
+
+
+_Dialect = type[csv.Dialect] | csv.Dialect
+
+
+class CsvRows(Sequence[list[str]]):
+    """The first `count` non-blank rows of a CSV text, parsed again at each reading."""
+
+    __slots__ = ("_count", "_dialect", "_text")
+    __hash__ = None  # type: ignore[assignment]  # compared by value, like the list it stands for
+
+    def __init__(self, text: str, dialect: _Dialect, count: int) -> None:
+        self._text = text
+        self._dialect = dialect
+        self._count = count
+
+    def __iter__(self) -> Iterator[list[str]]:
+        rows = (row for row in _csv_reader(self._text, self._dialect) if any(row))
+        return itertools.islice(rows, self._count)
+
+    def __len__(self) -> int:
+        return self._count
+
+    @overload
+    def __getitem__(self, index: int) -> list[str]: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[list[str]]: ...
+    def __getitem__(self, index: int | slice) -> list[str] | list[list[str]]:
+        return list(self)[index]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    def __repr__(self) -> str:
+        return f"CsvRows({self._count} rows)"
+
+
+def _csv_reader(text: str, dialect: _Dialect) -> Iterator[list[str]]:
+    return csv.reader(_lines(text), dialect)
+
+
+_LINE: Final = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
+
+
+def _lines(text: str) -> Iterator[str]:
+    """The lines of `text` with their ends, split as io.StringIO(text, newline="")
+    splits them (at \\r\\n, \\r and \\n), without a copy of the whole."""
+    return (m.group() for m in _LINE.finditer(text))
 
 
 _SNIFF_SAMPLE: Final = 4096  # Sniffer's regexes backtrack: give it the first lines only
 
 
-def _csv_rows(text: str, delimiter: str | None) -> list[list[str]] | None:
-    dialect: type[csv.Dialect] | csv.Dialect = csv.excel_tab if delimiter == "\t" else csv.excel
+def _csv_dialect(text: str, delimiter: str | None) -> _Dialect:
+    dialect: _Dialect = csv.excel_tab if delimiter == "\t" else csv.excel
     if delimiter is None:
         sample = text[:_SNIFF_SAMPLE]
         if len(text) > _SNIFF_SAMPLE and "\n" in sample:
@@ -775,10 +860,7 @@ def _csv_rows(text: str, delimiter: str | None) -> list[list[str]] | None:
         # One column, or no consistent delimiter: the default reads it.
         with contextlib.suppress(csv.Error):
             dialect = csv.Sniffer().sniff(sample, delimiters=",;\t|")
-    try:
-        return list(csv.reader(io.StringIO(text, newline=""), dialect))
-    except csv.Error:
-        return None
+    return dialect
 
 
 class _HtmlText(HTMLParser):

@@ -28,6 +28,7 @@ import email.header
 import gc
 import re
 import unicodedata
+from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Final
@@ -36,6 +37,7 @@ from mailgate.extract import (
     DEFAULT_LIMITS,
     NO_TEXT_LAYER,
     SUBJECT,
+    CsvRows,
     Limits,
     Part,
     ProtectedPart,
@@ -243,6 +245,105 @@ def detect_text(text: str, *, register: Register | None = None) -> dict[str, int
     return {}
 
 
+def _plain(text: str) -> bool:
+    """Already in the detector's normal form, with nothing that reorders it on screen."""
+    return normalise(text) == text and not _RIGHT_TO_LEFT.search(text)
+
+
+# Table columns the detector may read as a field (headed NHS or DOB): a superset of
+# pii's test, on the header's letters alone.
+_FIELD_HEADER: Final = re.compile("nhs|dob|birth|born")
+_MAX_FIELD_COLUMNS: Final = 8
+
+
+def detect_rows(
+    rows: list[list[str]] | CsvRows, *, register: Register | None = None
+) -> dict[str, int]:
+    """`detect_table(rows)`, exactly, without holding a big CSV's cells all at once.
+
+    As `detect_text`: the rows are read in overlapping blocks, each with the header
+    row (and, past the first, a fence of spaces wider than any distance the detector
+    looks across, so nothing in a block is near the header that is not in the table).
+    A block's margins hold WINDOW_MARGIN characters of each text the detector builds
+    from a table: the running text of the cells, each column it may read as a field,
+    and the whole table for the register. Anything found, any cell not in normal form,
+    or margins that would need too much, and the table is read whole.
+    """
+    if not isinstance(rows, CsvRows):
+        return detect_table(rows, register=register)
+    blocks = _row_blocks(rows)
+    if blocks is None:
+        return detect_table(list(rows), register=register)
+    header: list[str] = []
+    fence: list[str] = []
+    open_blocks: list[tuple[int, int, list[list[str]]]] = []
+    for index, row in enumerate(rows):
+        if index == 0:
+            header = row
+            fence = [" " * WINDOW_MARGIN] * max(1, len(header))
+            continue
+        while blocks and blocks[0][0] == index:
+            start, end = blocks.pop(0)
+            open_blocks.append((start, end, [header] + ([fence] if start > 1 else [])))
+        for _, _, block in open_blocks:
+            block.append(row)
+        while open_blocks and open_blocks[0][1] == index + 1:
+            block = open_blocks.pop(0)[2]
+            plain = all(_plain(cell) for r in block for cell in r)
+            if not plain or detect_table(block, register=register):
+                return detect_table(list(rows), register=register)
+    return {}
+
+
+def _row_blocks(rows: CsvRows) -> list[tuple[int, int]] | None:
+    """(first, end) row indices of each block (see detect_rows), or None when the table
+    is better read whole."""
+    texts: list[array[int]] = []  # per row: its length in each text the detector reads
+    fields: list[int] = []
+    for index, row in enumerate(rows):
+        if index == 0:
+            letters = [re.sub("[^a-z]", "", normalise(h).lower()) for h in row]
+            fields = [i for i, h in enumerate(letters) if _FIELD_HEADER.search(h)]
+            if len(fields) > _MAX_FIELD_COLUMNS:
+                return None
+            texts = [array("q") for _ in range(len(fields) + 2)]
+            continue
+        cells = [len(c) + 1 for c in row]
+        texts[0].append(sum(cells) + 1)  # the whole row
+        texts[1].append(sum(n for i, n in enumerate(cells) if i not in fields) + 1)
+        for text, i in zip(texts[2:], fields, strict=True):
+            text.append(cells[i] + 1 if i < len(cells) else 1)
+    if not texts:
+        return []
+    whole = texts[0]
+    count = len(whole)
+    blocks: list[tuple[int, int]] = []
+    first = 0
+    while first < count:
+        end, size = first, 0
+        while end < count and size < WINDOW:
+            size += whole[end]
+            end += 1
+        start, stop = first, end
+        for text in texts:  # widen until every text has its margin on each side
+            start = min(start, _reach(text, first, -1))
+            stop = max(stop, _reach(text, end - 1, 1) + 1)
+        if sum(whole[start:stop]) > 4 * WINDOW:
+            return None  # sparse columns need wide margins: no saving to be had
+        blocks.append((start + 1, stop + 1))  # rows[0] is the header
+        first = end
+    return blocks
+
+
+def _reach(lengths: array[int], at: int, step: int) -> int:
+    """The row index WINDOW_MARGIN characters of `lengths` away from row `at`."""
+    total, i = 0, at
+    while 0 <= i + step < len(lengths) and total < WINDOW_MARGIN:
+        i += step
+        total += lengths[i]
+    return i
+
+
 def scan_parts(parts: Iterable[Part], *, size: int, register: Register | None = None) -> ScanResult:
     """The ScanResult for parts already extracted (see mailgate.extract)."""
     found: list[PartFinding] = []
@@ -258,7 +359,7 @@ def scan_parts(parts: Iterable[Part], *, size: int, register: Register | None = 
                 counts = detect_text(text, register=register)
                 found += [PartFinding(f.type, f.count, label) for f in findings(counts)]
             case TablePart(label, rows):
-                counts = detect_table(rows, register=register)
+                counts = detect_rows(rows, register=register)
                 found += [PartFinding(f.type, f.count, label) for f in findings(counts)]
             case ProtectedPart(label, how):
                 protected_parts.append(f"{label}: {how}")

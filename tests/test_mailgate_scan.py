@@ -7,16 +7,27 @@ to be encrypted (not protected).
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections.abc import Callable
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from mailgate import extract as extract_module
 from mailgate import leanparse
 from mailgate import scan as scan
-from mailgate.extract import NO_TEXT_LAYER, ProtectedPart, UnscannedPart
-from mailgate.pii import ClientRegister, RegisterEntry, detect
+from mailgate.extract import (
+    NO_TEXT_LAYER,
+    CsvRows,
+    ProtectedPart,
+    TablePart,
+    UnscannedPart,
+    _lines,
+    extract,
+)
+from mailgate.pii import ClientRegister, RegisterEntry, detect, detect_table
 from mailgate.scan import PartFinding, ScanResult, has_secure_tag, scan_message, scan_parts
 from tests.test_mailgate_extract import (
     NHS,
@@ -527,3 +538,71 @@ def test_a_big_message_is_scanned_as_before(monkeypatch: pytest.MonkeyPatch) -> 
         monkeypatch.undo()
         assert result.pii == (name != "clean"), name
     assert result.totals() == {"nhs_number": 1, "nino": 1}
+
+
+# ------------------------------------------------------------------ big tables, in blocks
+
+_ROW = ["Rose House", "Room 12", "early shift", "ate well at breakfast", "ok"]
+_HEADER = ["home", "room", "shift", "notes", "status"]
+
+
+def _csv_text(rows: list[list[str]]) -> str:
+    out = io.StringIO()
+    csv.writer(out).writerows(rows)
+    return out.getvalue()
+
+
+# (header changes, then (row, column, value) planted): rows 40-41 straddle the first cut.
+TABLE_CASES: dict[str, tuple[dict[int, str], list[tuple[int, int, str]]]] = {
+    "nothing": ({}, []),
+    "grouped NHS number in a note": ({}, [(41, 3, f"NHS {NHS}")]),
+    "NHS column, contiguous number": ({1: "NHS No"}, [(40, 1, NHS_DIGITS)]),
+    "NHS column far down": ({1: "NHS number"}, [(150, 1, NHS_DIGITS)]),
+    "DOB column": ({2: "D.O.B."}, [(41, 2, "12/03/1950")]),
+    "keyword in the row before the cut": ({}, [(40, 3, "patient"), (41, 3, NHS_DIGITS)]),
+    "sort code and account in neighbouring rows": (
+        {},
+        [(40, 3, "sort code 12-34-56"), (41, 0, "12345678")],
+    ),
+    "sparse NHS column, pairs far apart": (
+        {4: "nhs"},
+        [(20, 4, "sort code 12-34-56"), (90, 4, "12345678")],
+    ),
+    "register name and DOB rows apart": ({}, [(39, 0, "Ann Lee"), (42, 3, "born 12/03/1950")]),
+    "not in normal form": ({}, [(60, 3, "943\u00a0476\u00a05919")]),
+}
+
+
+@pytest.mark.parametrize("name", list(TABLE_CASES))
+def test_big_table_in_blocks_finds_exactly_what_the_whole_table_holds(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    monkeypatch.setattr(scan, "WINDOW", 2_000)
+    monkeypatch.setattr(scan, "WINDOW_MARGIN", 600)
+    header_changes, planted = TABLE_CASES[name]
+    header = [header_changes.get(i, h) for i, h in enumerate(_HEADER)]
+    rows = [header] + [list(_ROW) for _ in range(200)]
+    for row, column, value in planted:
+        rows[row][column] = value
+    text = _csv_text(rows)
+    monkeypatch.setattr(extract_module, "BIG_TABLE_TEXT", 1_000)
+    raw = message(body="rota", attachments=[(text.encode(), "text/csv", "rota.csv")])
+    [table] = [p for p in extract(raw) if isinstance(p, TablePart)]
+    assert isinstance(table.rows, CsvRows)
+    assert table.rows == rows
+    blocks = scan._row_blocks(table.rows)
+    assert name != "nothing" or (blocks is not None and len(blocks) > 3)
+    for register in (None, _register()):
+        expected = detect_table(rows, register=register)
+        assert scan.detect_rows(table.rows, register=register) == expected
+    result = scan_message(raw, register=_register())
+    monkeypatch.setattr(extract_module, "BIG_TABLE_TEXT", 1 << 40)
+    assert scan_message(raw, register=_register()) == result
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "a", "a\n", "a\r\nb", "a\rb\r\n\r\nc\n", '"x\r\ny",z\r\n', "\n\n\r\r", "a,b\r"],
+)
+def test_csv_lines_split_as_stringio_does(text: str) -> None:
+    assert list(_lines(text)) == list(io.StringIO(text, newline=""))
