@@ -371,7 +371,8 @@ def _pdf(image_bytes: int) -> bytes:
         b"<< /Length %d >>\nstream\n%s\nendstream" % (len(pages[1]), pages[1]),
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
         b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceRGB "
-        b"/BitsPerComponent 8 /Length %d >>\nstream\n" % (side, side, side * side * 3)
+        b"/BitsPerComponent 8 /Length %d >>\nstream\n"
+        % (side, side, side * side * 3)
         + image[: side * side * 3]
         + b"\nendstream",
     ]
@@ -403,7 +404,7 @@ def big_csv() -> bytes:
     """A short note and a CSV attachment base64: ~25 MB."""
     note = b"The rota export is attached.\r\n"
     row = "Rose House,Room 12,early shift,ate well at breakfast,walk in the garden,ok\r\n"
-    csv_text = ("home,room,shift,meals,activity,status\r\n" + row * (BIG * 3 // 4 // len(row)))
+    csv_text = "home,room,shift,meals,activity,status\r\n" + row * (BIG * 3 // 4 // len(row))
     headers = "Content-Type: text/csv; charset=us-ascii\r\nContent-Transfer-Encoding: base64\r\n"
     headers += 'Content-Disposition: attachment; filename="rota.csv"'
     return _multipart([(_TEXT_PART, note), (headers, _base64_lines(csv_text.encode()))])

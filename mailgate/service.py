@@ -39,6 +39,7 @@ def keep_big_blocks_mapped() -> None:
 
 async def run_mailgate(config: Config, stop: asyncio.Event | None = None) -> None:
     """Serve until SIGINT/SIGTERM (or ``stop`` is set)."""
+    keep_big_blocks_mapped()
     from mailgate.gateway import Gateway, make_authenticator, smtp_factory
 
     writer = EventWriter(config.store.path, "mailgate").start()
@@ -72,5 +73,4 @@ def mailgate_command(app: App) -> None:
     """Run the outbound mail gateway (aiosmtpd) in the foreground."""
     config = app.config
     log.configure()
-    keep_big_blocks_mapped()
     asyncio.run(run_mailgate(config))
