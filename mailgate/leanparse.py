@@ -202,7 +202,7 @@ def _attach_bodies(
 ) -> bool:
     """Give each leaf holding stubs its Body; False if any stub is not where it must be."""
     pattern = re.compile(f"\x00aupd-{token}-[0-9]+\x00")
-    seen = 0
+    seen: set[str] = set()
     for part in msg.walk():
         # The stored payload: get_payload() re-decodes text that has undecodable bytes.
         payload = getattr(part, "_payload", None)
@@ -215,12 +215,14 @@ def _attach_bodies(
         pieces: list[Piece] = []
         at = 0
         for m in pattern.finditer(payload):
+            if m.group() in seen or m.group() not in stubs:
+                return False
+            seen.add(m.group())
             pieces += [payload[at : m.start()], stubs[m.group()]]
             at = m.end()
-            seen += 1
         pieces.append(payload[at:])
         part.lean = Body(raw, _joined(raw, [p for p in pieces if p != ""]))
-    return seen == len(stubs)
+    return len(seen) == len(stubs)
 
 
 def _joined(raw: bytes, pieces: list[Piece]) -> tuple[Piece, ...]:
