@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session, syntax
 from cryptography import x509
 
 from aupd import log
@@ -538,6 +538,7 @@ class GatewaySMTP(SMTP):
     aiosmtpd's DATA as it is (its checks, replies, handler hook and states).
     """
 
+    @syntax("DATA")  # for HELP, as aiosmtpd's own
     async def smtp_DATA(self, arg: str) -> None:
         if await self.check_helo_needed():
             return

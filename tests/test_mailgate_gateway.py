@@ -313,6 +313,13 @@ def test_data_phase(tmp_path: Path, sink: tuple[SinkHandler, Controller], name: 
     assert len(sent) == (2 if expected == 250 else 1)
 
 
+def test_help_lists_data(gateway: Running) -> None:
+    with smtplib.SMTP("127.0.0.1", gateway.port, timeout=30) as client:
+        client.ehlo()
+        assert b" DATA " in client.help()
+        assert client.docmd("HELP", "DATA") == (250, b"Syntax: DATA")
+
+
 # ---------------------------------------------------------------------------- failures
 
 
