@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -24,9 +24,11 @@ async def run_proxy(
     config: Config,
     stop: asyncio.Event | None = None,
     new_writer: Callable[[], EventWriter] | None = None,
+    extra_addons: Sequence[object] = (),
 ) -> None:
     """Run mitmproxy with the aupd addons until SIGINT/SIGTERM (or ``stop`` is set).
-    ``new_writer`` makes the store writer (default: one of this process's own)."""
+    ``new_writer`` makes the store writer (default: one of this process's own);
+    ``extra_addons`` go after aupd's (a proxy worker's word to its supervisor)."""
     from mitmproxy.exceptions import OptionsError
     from mitmproxy.options import Options
     from mitmproxy.tools.dump import DumpMaster
@@ -37,7 +39,7 @@ async def run_proxy(
     ensure_ca(config.proxy.confdir, config.organisation.name)
     options = Options()
     master = DumpMaster(options, with_termlog=True, with_dumper=False)
-    master.addons.add(*make_addons(config, new_writer))
+    master.addons.add(*make_addons(config, new_writer), *extra_addons)
     # Setting options after the addons are in triggers every addon's configure(), ours too.
     try:
         options.update(

@@ -55,7 +55,17 @@ def _fixed_port(config: Config) -> Config:
     return replace(config, proxy=replace(config.proxy, listen=HostPort(listen.host, port)))
 
 
-def _worker(config: Config, number: int, sending: socket.socket) -> None:
+class _TellSupervisor:
+    """Writes the worker's number to the supervisor's pipe once it is listening."""
+
+    def __init__(self, fd: int, number: int) -> None:
+        self.fd, self.number = fd, number
+
+    def running(self) -> None:
+        os.write(self.fd, bytes([self.number]))  # one byte: atomic, however many write
+
+
+def _worker(config: Config, number: int, sending: socket.socket, ready: int) -> None:
     from mitmproxy.proxy import mode_servers
 
     from aupd.eventhub import EventForwarder
@@ -67,7 +77,13 @@ def _worker(config: Config, number: int, sending: socket.socket) -> None:
     mode_servers.asyncio.start_server = reuse  # type: ignore[attr-defined]
     log.configure()
     log.get("aupd.proxy").info("proxy worker starting", worker=number, pid=os.getpid())
-    asyncio.run(run_proxy(config, new_writer=lambda: EventForwarder(sending, "proxy")))
+    asyncio.run(
+        run_proxy(
+            config,
+            new_writer=lambda: EventForwarder(sending, "proxy"),
+            extra_addons=[_TellSupervisor(ready, number)],
+        )
+    )
 
 
 def _hub(config: Config, receiving: socket.socket) -> None:
@@ -98,10 +114,17 @@ def serve(config: Config, workers: int) -> int:
     context = multiprocessing.get_context("fork")
     stopping = False
     sending, receiving = channel()
+    # Each worker says when it listens; the pool is ready when all have. Starting traffic
+    # on the first worker's word would hash every early connection onto that one.
+    ready_read, ready_write = os.pipe()
+    os.set_blocking(ready_read, False)
+    waiting = set(range(workers))
 
     def start(number: int) -> BaseProcess:
         process = context.Process(
-            target=_worker, args=(config, number, sending), name=f"aupd-proxy-{number}"
+            target=_worker,
+            args=(config, number, sending, ready_write),
+            name=f"aupd-proxy-{number}",
         )
         process.start()
         return process
@@ -124,8 +147,10 @@ def serve(config: Config, workers: int) -> int:
     quick_deaths = 0
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    logger.info("proxy workers started", workers=workers, listen=str(config.proxy.listen))
+    logger.info("proxy workers starting", workers=workers, listen=str(config.proxy.listen))
     while not stopping:
+        if waiting and _heard_from(ready_read, waiting):
+            logger.info("proxy workers ready", workers=workers, listen=[str(config.proxy.listen)])
         if not hub.is_alive():
             # Events wait in the workers and the socket meanwhile; what it had merged
             # but not yet written (at most a second's worth) is lost with it.
@@ -158,7 +183,18 @@ def serve(config: Config, workers: int) -> int:
         if process.is_alive():
             process.kill()
     stop_hub(hub, sending)
+    os.close(ready_read)
+    os.close(ready_write)
     return 1 if failed else 0
+
+
+def _heard_from(ready_read: int, waiting: set[int]) -> bool:
+    """Take the workers that said they listen off ``waiting``; True once it is empty."""
+    try:
+        waiting.difference_update(os.read(ready_read, 256))
+    except BlockingIOError:
+        return False
+    return not waiting
 
 
 def stop_hub(hub: BaseProcess, sending: socket.socket) -> None:

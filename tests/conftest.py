@@ -222,9 +222,16 @@ def start_service(
 
 
 def start_proxy(command: list[str], config: Path, env: dict[str, str] | None = None) -> LiveProxy:
-    """Start a proxy process and wait for its 'proxy ready' line (it names the port)."""
-    service = start_service(command, ready=["proxy"], env=env)
-    return LiveProxy(service.process, service.ports["proxy"], config, service.output)
+    """Start a proxy and wait until it listens: its 'proxy ready' line, or with several
+    workers the supervisor's 'proxy workers ready' (once every worker listens)."""
+    from proxy.workers import default_workers
+
+    workers = default_workers()
+    if "--workers" in command[:-1]:
+        workers = int(command[command.index("--workers") + 1])
+    name = "proxy workers" if "proxy" in command and workers > 1 else "proxy"
+    service = start_service(command, ready=[name], env=env)
+    return LiveProxy(service.process, service.ports[name], config, service.output)
 
 
 def curl(proxy: LiveProxy, url: str, *args: str) -> tuple[int, str]:

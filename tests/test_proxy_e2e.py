@@ -441,5 +441,8 @@ def test_workers_share_the_port_and_a_failing_pool_gives_up(tmp_path: Path, site
     finally:
         output = live.stop()
     assert output.count('"proxy ready"') == 2
+    # The supervisor's word comes once, after every worker listens.
+    assert output.count('"proxy workers ready"') == 1
+    assert output.index('"proxy workers ready"') > output.rindex('"proxy ready"')
     assert clash.returncode == 2
     assert "cannot listen on" in clash.stderr and "Traceback" not in clash.stderr
