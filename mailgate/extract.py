@@ -545,7 +545,19 @@ def _filename(part: Message) -> str | None:
         name = part.get_filename()
     except Exception:
         return "unnamed"
-    return None if name is None else _decode_words(str(name))
+    return None if name is None else _decode_words(_unescaped(str(name)))
+
+
+_SURROGATE: Final = re.compile("[\udc80-\udcff]")
+
+
+def _unescaped(text: str) -> str:
+    """A header value whose 8-bit bytes the parser kept as surrogate escapes, decoded
+    as a body is (UTF-8, else cp1252 too): a raw UTF-8 file name's no-break spaces
+    must reach the detector as no-break spaces, not as escapes it cannot fold."""
+    if _SURROGATE.search(text) is None:
+        return text
+    return _decode_bytes(text.encode("utf-8", "surrogateescape"), None)
 
 
 def _disposition(part: Message) -> str | None:

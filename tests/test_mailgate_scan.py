@@ -606,3 +606,24 @@ def test_big_table_in_blocks_finds_exactly_what_the_whole_table_holds(
 )
 def test_csv_lines_split_as_stringio_does(text: str) -> None:
     assert list(_lines(text)) == list(io.StringIO(text, newline=""))
+
+
+@pytest.mark.parametrize(
+    "disposition",
+    [
+        b'attachment; filename="NHS 943\xc2\xa0476\xc2\xa05919.png"',  # raw UTF-8
+        b'attachment; filename="NHS 943\xa0476\xa05919.png"',  # raw Latin-1
+        b'attachment; filename*0="NHS 9";\r\n filename*1="43\xc2\xa0476\xc2\xa05919.png"',
+    ],
+)
+def test_a_raw_8bit_file_name_is_read_as_text(disposition: bytes) -> None:
+    raw = (
+        b"From: a@rosehouse.example\r\nSubject: photo\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
+        b"--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n"
+        b"--b\r\nContent-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n"
+        b"Content-Disposition: " + disposition + b"\r\n\r\niVBORw0KGgo=\r\n--b--\r\n"
+    )
+    result = scan_message(raw)
+    assert [f.type for f in result.findings] == ["nhs_number"]
+    assert result.findings[0].part.endswith("/ file name")
