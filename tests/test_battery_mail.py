@@ -1166,10 +1166,6 @@ def split_pii_messages(draw: st.DrawFn) -> bytes:
                 words.append(b"=?utf-8?q?" + q + b"?=")
         glue = draw(st.sampled_from([b" ", b"\r\n ", b"\r\n\t"]))
         return _with_subject(glue.join(words))
-    if how == "rfc2231" and not number.isascii():
-        # Raw 8-bit bytes in a quoted parameter are a known leak (KNOWN_LEAKS,
-        # "raw-8bit-filename"): percent-encoded here until that passes.
-        how = "rfc2231-encoded"
     if how in ("rfc2231", "rfc2231-encoded"):
         name = ("NHS " + number + ".png").encode()
         cuts = sorted(draw(st.sets(st.integers(1, len(name) - 1), min_size=1, max_size=4)))
@@ -1510,6 +1506,16 @@ LOOKALIKES_AND_BOMBS: dict[str, Any] = {
     "junk-at-the-start-of-a-header-line": lambda: _single(_b64(PII_TEXT), cte=b"base64").replace(
         b"Content-Type", b"*Content-Type"
     ),
+    # Found by the deep run, fixed in extract.py (127590f): raw UTF-8 in a continued name.
+    "raw-8bit-continued-filename": lambda: _multipart(
+        COVER,
+        (
+            b"Content-Type: image/png\r\nContent-Disposition: attachment; "
+            b'filename*0="NHS 9";\r\n filename*1="43\xc2\xa0476\xc2\xa05919.png"\r\n'
+            + B64_ATTACHMENT,
+            _b64(PNG),
+        ),
+    ),
     "huge-folded-header-then-the-number": lambda: _with_subject(
         b"hi\r\nX-Note: " + b"\r\n ".join([b"a" * 900] * 200) + b" NHS " + NHS.encode()
     ),
@@ -1679,21 +1685,6 @@ KNOWN_LEAKS += [
         "mailgate/extract.py, mailgate/scan.py: ",
         "any byte before the first header (here \\x01) makes the whole message plain text "
         "and its base64 body is never decoded; a reader that skips the bad line decodes it",
-    ),
-    _leak(
-        lambda: _multipart(
-            COVER,
-            (
-                b"Content-Type: image/png\r\nContent-Disposition: attachment; "
-                b'filename*0="NHS 9";\r\n filename*1="43\xc2\xa0476\xc2\xa05919.png"\r\n'
-                + B64_ATTACHMENT,
-                _b64(PNG),
-            ),
-        ),
-        "raw-8bit-filename",
-        EXTRACT,
-        "an attachment name in raw UTF-8 (or Latin-1), continued or not, reaches the "
-        "detector as surrogate escapes, so NBSP-grouped numbers in it are not seen",
     ),
     _leak(
         lambda: _with_subject(b"hi\r\nX-Note: " + b"a" * 2000 + b" NHS " + NHS.encode()),
