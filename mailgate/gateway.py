@@ -46,6 +46,12 @@ from mailgate.scan import ScanResult, scan_message
 logger = log.get("aupd.mailgate")
 
 TEMPFAIL = "451 4.3.0 The mail gateway had a temporary problem; please try again later."
+# aiosmtpd answers a line over 1,000 bytes with 500, the code of "command not
+# understood": a reply that says what to change is a permanent 552 with the reason.
+LINE_TOO_LONG = (
+    "552 5.3.4 A line of the message is longer than 1,000 bytes (RFC 5321 4.5.3.1.6); "
+    "please send long text as an attachment."
+)
 QUEUE_RETRY_SECONDS = (60, 300, 900, 3600, 3600 * 4)
 QUEUE_GIVE_UP_SECONDS = 5 * 24 * 3600
 REGISTER_CHECK_SECONDS = 60.0
@@ -535,7 +541,8 @@ class GatewaySMTP(SMTP):
     message that is ~50 MB of line objects plus the joined copy, over 100 MB at once.
     Here each line goes straight into one growing buffer whose bytes become the message
     without a copy (BytesIO.getvalue shrinks its buffer in place). Everything else is
-    aiosmtpd's DATA as it is (its checks, replies, handler hook and states).
+    aiosmtpd's DATA as it is (its checks, replies, handler hook and states), but for
+    the reply to a line too long (LINE_TOO_LONG).
     """
 
     @syntax("DATA")  # for HELP, as aiosmtpd's own
@@ -565,7 +572,7 @@ class GatewaySMTP(SMTP):
 
     async def _read_data(self) -> bytes | str:
         """The message up to the lone dot, dot-unstuffed (RFC 5321 4.5.2), or the error
-        reply aiosmtpd would give (line too long, message too large) once all is read."""
+        reply (line too long, message too large) once all of it is read."""
         assert not self._decode_data  # smtp_factory: the handler reads bytes only
         buffer = io.BytesIO()
         size = 0
@@ -580,7 +587,7 @@ class GatewaySMTP(SMTP):
                 raise
             except asyncio.LimitOverrunError as e:
                 # Drain the stream anyway; the reply waits until the end (RFC 5321 4.2.5).
-                error = error or "500 Line too long (see RFC5321 4.5.3.1.6)"
+                error = error or LINE_TOO_LONG
                 line = await self._reader.read(e.consumed)
             if not fragment and line == b".\r\n":
                 break
