@@ -91,6 +91,9 @@ def views(data: bytes) -> list[bytes]:
                 out.append(payload)
     except Exception:  # noqa: S110 (a view that cannot be built is simply not a view)
         pass
+    # A view shorter than the ten digits of the number cannot show it: the blind base64
+    # pass decodes every word of four letters or more, so most views are that short.
+    out = [blob for blob in dict.fromkeys(out) if len(blob) >= 10]
     more: list[bytes] = []
     for blob in out:
         more.append(html.unescape(blob.decode("latin-1")).encode("latin-1", "replace"))
@@ -1062,10 +1065,12 @@ def _outcome(site: tuple[Running, SinkHandler], raw: bytes) -> str:
         assert code in (552, 554) and len(text.strip()) > 10, (code, text)
         assert not copies and not notices, (code, text)
         outcome = REJECT
-    # Never crashed: the next ordinary message still goes through.
-    handler.received.clear()
-    ok = message(INTERNAL, "ok", sender=CAROL)
-    assert running.send(ok, CAROL, [INTERNAL])[0] == 250
+    if outcome in (REJECT, TEMPFAIL):
+        # Never crashed: the next ordinary message still goes through. (After a 250 the
+        # gateway has just served this one, and the next case's send shows the rest.)
+        handler.received.clear()
+        ok = message(INTERNAL, "ok", sender=CAROL)
+        assert running.send(ok, CAROL, [INTERNAL])[0] == 250
     return outcome
 
 
@@ -1193,7 +1198,7 @@ def split_pii_messages(draw: st.DrawFn) -> bytes:
     return _single(LEAD + flowed.encode(), ctype=b"text/plain; charset=utf-8; format=flowed")
 
 
-@battery(8)
+@battery(5)
 @given(raw=split_pii_messages())
 def test_pii_split_across_lines_and_encodings_is_protected(
     hostile_site: tuple[Running, SinkHandler], raw: bytes
@@ -1257,7 +1262,7 @@ def _transfer(text: str, how: str) -> bytes:
 TRANSFERS = ["8bit", "base64", "qp", "html-entities", "subject"]
 
 
-@battery(8)
+@battery(5)
 @given(
     script=st.sampled_from(sorted(DIGIT_SCRIPTS)),
     marks=st.lists(
@@ -1361,7 +1366,7 @@ def _subject_header(subject: str) -> bytes:
     return b"=?utf-8?b?" + base64.b64encode(subject.encode()) + b"?="
 
 
-@battery(8)
+@battery(5)
 @given(subject=lookalike_tags(), pii=st.booleans())
 def test_a_lookalike_secure_tag_is_judged_by_content(
     hostile_site: tuple[Running, SinkHandler], subject: str, pii: bool
@@ -1377,7 +1382,8 @@ def test_a_lookalike_secure_tag_is_judged_by_content(
 
 @pytest.mark.parametrize(
     ("subject", "expected"),
-    [(t, PROTECT) for t in REAL_TAGS] + [(t, RELAY) for t in NOT_TAGS],
+    # The real tags are also test_secure_tag_in_disguise_is_protected's first cases.
+    [(t, PROTECT) for t in REAL_TAGS[:2]] + [(t, RELAY) for t in NOT_TAGS],
 )
 def test_the_real_tag_is_protected_and_a_non_tag_with_clean_content_relayed(
     hostile_site: tuple[Running, SinkHandler], subject: str, expected: str

@@ -415,7 +415,7 @@ def test_the_raw_request_forms_do_reach_an_allowed_origin(
     assert CONTENT.encode() in reply, reply[:300]
 
 
-@battery(30)
+@battery(15)
 @given(
     host=listed_ip_spellings(),
     userinfo=st.sampled_from(["", "a@", "127.0.0.1@", "127.0.0.1:1@"]),
