@@ -35,10 +35,11 @@ import unicodedata
 from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
 from email import policy
+from email.header import decode_header, make_header
 from email.headerregistry import Address
 from email.message import EmailMessage, MIMEPart
 from email.parser import BytesParser
-from email.utils import formataddr, formatdate, make_msgid
+from email.utils import formataddr, formatdate, getaddresses, make_msgid
 from functools import cache
 from html.parser import HTMLParser
 from pathlib import Path
@@ -207,8 +208,38 @@ def _fold(name: str, value: str) -> bytes:
 
 
 def _outer(fields: list[_Field], subject: str, entity: bytes) -> bytes:
-    kept = [item.raw for item in fields if item.name in OUTER_FIELDS]
+    kept = [_outer_field(item) for item in fields if item.name in OUTER_FIELDS]
     return b"".join(kept) + _fold("Subject", subject) + _crlf(entity)
+
+
+_ADDRESS_FIELDS: Final = frozenset({"from", "sender", "reply-to", "to", "cc"})
+
+
+def _outer_field(item: _Field) -> bytes:
+    """An outer field as received, except an address field whose display names or
+    comments hold a digit: that one keeps the bare addresses only.
+
+    The outside of a protected message travels in clear, and a display name can carry
+    anything ("NHS 943 476 5919 <family@example.com>"). Every identifier that needs
+    protecting has digits in it, and a person's name alone is not PII, so names without
+    digits stay: recipients still see who wrote to them."""
+    if item.name not in _ADDRESS_FIELDS:
+        return item.raw
+    name, _, value = item.raw.decode("utf-8", "replace").partition(":")
+    unfolded = " ".join(value.split())
+    try:
+        text = str(make_header(decode_header(unfolded)))
+    except (ValueError, LookupError, UnicodeError):  # a broken encoded word: judge it raw
+        text = unfolded
+    addresses = [address for _, address in getaddresses([text]) if "@" in address]
+    outside = text
+    for address in addresses:
+        outside = outside.replace(address, "")
+    if not any(ch.isdigit() for ch in outside):
+        return item.raw
+    if not addresses:
+        return _fold(name, "undisclosed-recipients:;") if item.name in {"to", "cc"} else b""
+    return _fold(name, ", ".join(addresses))
 
 
 # --- S/MIME ----------------------------------------------------------------------------

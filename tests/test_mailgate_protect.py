@@ -549,3 +549,39 @@ def test_smime_odd_shapes_keep_every_byte(raw: bytes, recipient: Recipient) -> N
     assert all(line.count(b":") >= 1 for line in head.split(b"\r\n"))  # one field a line
     assert crlf(raw).endswith(body)
     assert parse(out)["Subject"] == NEUTRAL_SUBJECT
+
+
+@pytest.mark.parametrize(
+    ("field", "outside"),
+    [
+        # names without digits stay as the sender wrote them
+        (b"To: Bob Jones <bob@elsewhere.example>", b"To: Bob Jones <bob@elsewhere.example>"),
+        (b'Cc: "Ward 7" <ward@hospital.example>', b"Cc: ward@hospital.example"),
+        (b"To: NHS 943 476 5919 <fam@elsewhere.example>", b"To: fam@elsewhere.example"),
+        (b"To: fam@elsewhere.example (943 476 5919)", b"To: fam@elsewhere.example"),
+        (b"To: =?utf-8?q?NHS_943_476_5919?= <fam@x.example>", b"To: fam@x.example"),
+        (b"To: NHS \xef\xbc\x99\xef\xbc\x94\xef\xbc\x93 <fam@x.example>", b"To: fam@x.example"),
+        (
+            b"To: a@x.example, DOB 01/02/1950 <b@x.example>,\r\n Cy <c@x.example>",
+            b"To: a@x.example, b@x.example, c@x.example",
+        ),
+        (b"Reply-To: NI AB123456C <r@x.example>", b"Reply-To: r@x.example"),
+        (b"From: Alice 1 <alice@rosehouse.example>", b"From: alice@rosehouse.example"),
+        (b"To: 943 476 5919", b"To: undisclosed-recipients:;"),
+        (b"Cc: 9434765919@x.example", b"Cc: 9434765919@x.example"),  # an address is kept
+        (b"Message-ID: <943.476.5919@x.example>", b"Message-ID: <943.476.5919@x.example>"),
+    ],
+)
+def test_outer_address_fields_drop_display_names_with_digits(
+    field: bytes, outside: bytes, recipient: Recipient
+) -> None:
+    raw = b"From: a@rosehouse.example\r\n" if not field.startswith(b"From") else b""
+    raw += field + b"\r\nSubject: s\r\n\r\nNHS 943 476 5919\r\n"
+    for out in (
+        smime_encrypt(raw, recipient.certificate),
+        password_protected_message(
+            raw, b"%PDF-", organisation=ORG, sender=SENDER, recipients=[RECIPIENT]
+        ),
+    ):
+        head = out.split(b"\r\n\r\n", 1)[0]
+        assert outside + b"\r\n" in head + b"\r\n"
