@@ -212,6 +212,9 @@ class _Hint:
     ext: str = ""
     charset: str | None = None
     name: str = ""  # the file name: scanned as text (it travels in the clear), never shown
+    # format=flowed text (RFC 3676): whether a soft break's space is deleted (delsp=yes);
+    # None when the text is not flowed.
+    delsp: bool | None = None
 
 
 _TIME_LIMIT: Final = "time limit reached"
@@ -231,14 +234,26 @@ def extract(raw: bytes, *, limits: Limits = DEFAULT_LIMITS) -> list[Part]:
         text_left=limits.max_text,
         parts_left=limits.max_mime_parts,
     )
+    return _read_message(raw, "", ctx, _Where(""))
+
+
+def _read_message(raw: bytes, prefix: str, ctx: _Ctx, where: _Where) -> list[Part]:
+    """A raw message read as our parser reads it, then every other way a recipient's
+    software may read it (see `_readings`)."""
+    parts = _read_once(raw, prefix, ctx, where)
+    return [*parts, *_other_readings(raw, parts, prefix, ctx, where)]
+
+
+def _read_once(raw: bytes, prefix: str, ctx: _Ctx, where: _Where) -> list[Part]:
+    label = prefix + "message"
     try:
         msg = _parse(raw)
     except Exception:
         # Parts nested past the parser's recursion limit, say. What the raw message
         # holds in the clear is still in the clear: read it all as plain text.
         text = raw.decode("utf-8", "replace")
-        return [*ctx.text("message", text), UnscannedPart("message", _UNPARSED)]
-    return _guard("message", lambda: _message(msg, "", ctx, _Where("")))
+        return [*ctx.text(label, text), UnscannedPart(label, _UNPARSED)]
+    return _guard(label, lambda: _message(msg, prefix, ctx, where))
 
 
 def _guard(label: str, read: Callable[[], list[Part]]) -> list[Part]:
@@ -320,6 +335,139 @@ def _header_values(msg: Message, name: str) -> list[str]:
         return []
 
 
+# ------------------------------------------------------------------ other readings
+#
+# Some messages can be read more than one way, and what our parser reads is then not
+# all a recipient may see. Python's parser takes the first of two `boundary`
+# parameters, the first of two Content-Type or Content-Transfer-Encoding fields, and
+# reads a message whose first line is no header field (a NUL or control byte before
+# it) as one plain-text body; other software takes the other value, or a relay drops
+# the bad bytes and delivers a normal MIME message. Each such other reading is made
+# by rewriting the raw bytes so that our parser takes it, and read too: whatever it
+# shows that the first reading did not is scanned as well.
+_MAX_READINGS: Final = 8  # other readings per message; past it the message is unscanned
+_JUNK_SEARCH: Final = 64 * 1024  # how far into a broken message a header is looked for
+# A first line Python's parser takes as the start of a header block (feedparser's
+# headerRE): with anything else there, the whole message is one body.
+_STARTS_HEADERS: Final = re.compile(rb"From |[!-9;-~]*:|[\t ]")
+# The first line that is a header field once control bytes and blanks before it are
+# dropped (a relay that strips NULs, a reader that skips a bad line).
+_HEADER_AFTER_JUNK: Final = re.compile(
+    rb"(?:\A|(?<=\n))[\x00-\x08\x0b\x0c\x0e-\x1f\x7f \t]*([!-9;-~]+:)"
+)
+# A field that decides how a part is read, with its folded continuation lines and end.
+_DECIDING_FIELD: Final = re.compile(
+    rb"^(content-type|content-transfer-encoding)[ \t]*:([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)"
+    rb"(?:\r\n|\n)?",
+    re.IGNORECASE | re.MULTILINE,
+)
+_BLANK_LINE: Final = re.compile(rb"^\r?\n", re.MULTILINE)
+_BOUNDARY_PARAM: Final = re.compile(
+    rb'(?<![\w*-])boundary[ \t]*=[ \t]*("[^"\r\n]*"|[^;\s]+)', re.IGNORECASE
+)
+
+
+def _readings(raw: bytes) -> Iterator[tuple[str, bytes]]:
+    """(how, raw bytes our parser reads that way) for each other reading of `raw`,
+    made lazily: each may be as big as the message."""
+    if not _STARTS_HEADERS.match(raw):
+        # Read as one body: its fields are body text, and only the reading without the
+        # junk has fields that decide anything.
+        m = _HEADER_AFTER_JUNK.search(raw, 0, _JUNK_SEARCH)
+        if m is None or m.start(1) == 0:
+            return
+        raw = raw[m.start(1) :]
+        yield "without the bytes before the header block", raw
+    yield from _field_readings(raw)
+
+
+def _field_readings(raw: bytes) -> Iterator[tuple[str, bytes]]:
+    """Readings with the second (third...) of duplicate Content-Type or
+    Content-Transfer-Encoding fields in one header block, or of duplicate boundary
+    parameters in one Content-Type field."""
+    last: dict[bytes, list[re.Match[bytes]]] = {}  # field name -> its run in one block
+    runs: list[list[re.Match[bytes]]] = []
+    for m in _DECIDING_FIELD.finditer(raw):
+        name = m[1].lower()
+        run = last.get(name)
+        if run is None or _BLANK_LINE.search(raw, run[-1].end(), m.start()) is not None:
+            run = last[name] = []
+            runs.append(run)
+        run.append(m)
+        if name == b"content-type":
+            yield from _boundary_readings(raw, m)
+    for run in runs:
+        first = _field_value(run[0])
+        for n, field in enumerate(run[1:], 2):
+            if _field_value(field) != first:
+                # Delete the fields before this one: the parser then takes this one.
+                kept = [raw[: run[0].start()]]
+                kept += [raw[a.end() : b.start()] for a, b in itertools.pairwise(run[: n - 1])]
+                kept.append(raw[run[n - 2].end() :])
+                yield f"{run[0][1].decode().lower()} field {n}", b"".join(kept)
+
+
+def _field_value(m: re.Match[bytes]) -> bytes:
+    return b" ".join(m[2].split()).lower()
+
+
+def _boundary_readings(raw: bytes, field: re.Match[bytes]) -> Iterator[tuple[str, bytes]]:
+    params = list(_BOUNDARY_PARAM.finditer(raw, field.start(2), field.end(2)))
+    if len(params) < 2:
+        return
+    first = params[0]
+    for n, other in enumerate(params[1:], 2):
+        if other[1].strip(b'"') != first[1].strip(b'"'):
+            # The parser takes the first boundary parameter: put this one's value there.
+            yield f"boundary parameter {n}", raw[: first.start(1)] + other[1] + raw[first.end(1) :]
+
+
+def _other_readings(
+    raw: bytes, parts: list[Part], prefix: str, ctx: _Ctx, where: _Where
+) -> list[Part]:
+    """What the other readings of `raw` show beyond `parts`, the first reading's."""
+    seen = _Seen(parts, prefix)
+    out: list[Part] = []
+    for n, (how, data) in enumerate(_readings(raw), 2):
+        if n > _MAX_READINGS + 1:
+            # Unscanned makes the message protected: never fewer readings than exist.
+            reason = f"can be read more than {_MAX_READINGS + 1} ways: the others not read"
+            out.append(UnscannedPart(prefix + "message", reason))
+            break
+        reading = f"{prefix}reading {n} ({how}) / "
+        out += [p for p in _read_once(data, reading, ctx, where) if seen.new(p, reading)]
+        del data
+    return out
+
+
+class _Seen:
+    """The parts of the first reading, to keep only what another reading adds."""
+
+    def __init__(self, parts: list[Part], prefix: str) -> None:
+        self.texts = {p.text for p in parts if isinstance(p, TextPart)}
+        self.tables = {
+            p.label.removeprefix(prefix): p.rows for p in parts if isinstance(p, TablePart)
+        }
+        self.notes = {
+            (p.label.removeprefix(prefix), p.reason) for p in parts if isinstance(p, UnscannedPart)
+        }
+
+    def new(self, part: Part, reading: str) -> bool:
+        label = part.label.removeprefix(reading)
+        match part:
+            case TextPart(_, text):
+                return text not in self.texts
+            case TablePart(_, rows):
+                return self.tables.get(label) != rows
+            case UnscannedPart(_, reason):
+                return (label, reason) not in self.notes
+            case ProtectedPart():
+                # What another reading finds encrypted does not make what the first
+                # reading shows in the clear any safer: only the first one counts.
+                return False
+        return True
+
+
 # ----------------------------------------------------------------------- messages
 
 
@@ -327,6 +475,7 @@ def _header_values(msg: Message, name: str) -> list[str]:
 class _Counters:
     body: int = 0
     attachment: int = 0
+    multipart: int = 0
 
 
 def _message(msg: EmailMessage, prefix: str, ctx: _Ctx, where: _Where) -> list[Part]:
@@ -358,16 +507,30 @@ def _entity(
     if part.is_multipart():
         if ctype in _MESSAGE_TYPES:
             return _forwarded(part, prefix, ctx, where, n)
+        n.multipart += 1
+        margin = f"{prefix}multipart {n.multipart} / "
+        preamble = _margin(part.preamble, margin + "preamble", ctx)
         if ctype == "multipart/encrypted" and _pgp_mime(part):
             n.body += 1
-            return [ProtectedPart(f"{prefix}body {n.body} (pgp-encrypted)", "PGP/MIME encrypted")]
-        out: list[Part] = []
+            protected = ProtectedPart(
+                f"{prefix}body {n.body} (pgp-encrypted)", "PGP/MIME encrypted"
+            )
+            return [*preamble, protected, *_margin(part.epilogue, margin + "epilogue", ctx)]
+        out: list[Part] = preamble
         # get_payload, not iter_parts: other message/* types hold parts too.
         for child in part.get_payload():
             if isinstance(child, EmailMessage):
                 out += _entity(child, prefix, ctx, where, n, depth + 1)
-        return out
+        return out + _margin(part.epilogue, margin + "epilogue", ctx)
     return _leaf(part, ctype, prefix, ctx, where, n)
+
+
+def _margin(text: str | None, label: str, ctx: _Ctx) -> list[Part]:
+    """A multipart's preamble or epilogue: mail clients hide it, but it travels in the
+    clear with the message and any reader of the source sees it, so it is scanned."""
+    if not text or text.isspace():
+        return []
+    return ctx.text(label, _unescaped(text))
 
 
 def _content_type(part: Message) -> str:
@@ -455,8 +618,7 @@ def _read_leaf(
         del data
         text = _decode_bytes(source, charset)
         del source, view
-        if ctype == "text/html":
-            text = html_to_text(text)
+        text = html_to_text(text) if ctype == "text/html" else _with_flowed(text, _flowed(part))
         return [*_text_with_pgp(label, text, ctx), *notes]
     if is_body:  # S/MIME as the message body
         kind = _pkcs7_kind(data)
@@ -467,7 +629,7 @@ def _read_leaf(
         # Declared S/MIME but not PKCS #7: whatever it is, it is not encrypted.
         where = _Where(_label_base(label), *_depths(where))
         return [*_blob(data, _Hint(ctype, "", charset), ctx, where), *notes]
-    hint = _Hint(ctype, _extension(filename), charset, filename or "")
+    hint = _Hint(ctype, _extension(filename), charset, filename or "", _flowed(part))
     return [*_blob(data, hint, ctx, _Where(label, *_depths(where))), *notes]
 
 
@@ -770,7 +932,53 @@ def _text_anyway(data: bytes, charset: str | None) -> str:
 
 
 def _read_text(data: bytes, hint: _Hint, label: str, ctx: _Ctx, where: _Where) -> list[Part]:
-    return _text_with_pgp(label, _text_anyway(data, hint.charset), ctx)
+    return _text_with_pgp(label, _with_flowed(_text_anyway(data, hint.charset), hint.delsp), ctx)
+
+
+def _flowed(part: Message) -> bool | None:
+    """For format=flowed text, whether its soft breaks delete their space (delsp=yes)."""
+    try:
+        if str(part.get_param("format", "")).strip().lower() != "flowed":
+            return None
+        return str(part.get_param("delsp", "")).strip().lower() == "yes"
+    except Exception:
+        return None
+
+
+def _with_flowed(text: str, delsp: bool | None) -> str:
+    """Flowed text as a reader that honours format=flowed shows it (soft line breaks
+    joined), then as one that does not (the lines as sent); for delsp=yes also joined
+    keeping the spaces, as a reader that knows RFC 2646 but not delsp shows it. A
+    blank line between readings, so nothing of one joins the other."""
+    if delsp is None:
+        return text
+    readings = dict.fromkeys([_unflow(text, delsp), text, _unflow(text, False)])
+    return "\n\n".join(readings)
+
+
+def _unflow(text: str, delsp: bool) -> str:
+    """RFC 3676 4.1-4.5: a line ending in a space (bar the signature separator "-- ")
+    continues on the next line of the same quote depth; delsp=yes deletes that space;
+    a line's one leading space is space-stuffing, removed."""
+    out: list[str] = []
+    paragraph: list[str] = []
+    depth = -1  # quote depth of the open paragraph, -1 when none is open
+    for line in text.replace("\r\n", "\n").split("\n"):
+        quotes = len(line) - len(line.lstrip(">"))
+        content = line[quotes:]
+        content = content.removeprefix(" ")
+        if paragraph and quotes != depth:  # a quote depth change ends a paragraph
+            out.append(">" * depth + "".join(paragraph))
+            paragraph = []
+        depth = quotes
+        if content.endswith(" ") and content != "-- ":
+            paragraph.append(content[:-1] if delsp else content)
+            continue
+        out.append(">" * quotes + "".join(paragraph) + content)
+        paragraph = []
+    if paragraph:
+        out.append(">" * depth + "".join(paragraph))
+    return "\n".join(out)
 
 
 def _read_html(data: bytes, hint: _Hint, label: str, ctx: _Ctx, where: _Where) -> list[Part]:
@@ -876,8 +1084,13 @@ def _csv_dialect(text: str, delimiter: str | None) -> _Dialect:
 
 
 class _HtmlText(HTMLParser):
-    """Visible text of an HTML document, with line breaks at block boundaries and
-    tabs between table cells, so numbers in neighbouring cells stay apart."""
+    """Text of an HTML document, with line breaks at block boundaries and tabs between
+    table cells, so numbers in neighbouring cells stay apart.
+
+    Two readings: what a browser shows, where a comment or an empty inline tag inside
+    a word joins its two sides ("943 47<!-- x -->6" shows 943 476); and the source,
+    with comments and attribute text (alt text, tooltips) in their places: not all
+    shown, but sent in the clear and one "view source" away."""
 
     _BLOCKS: Final = frozenset(
         {
@@ -894,50 +1107,57 @@ class _HtmlText(HTMLParser):
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
-        self.out: list[str] = []
+        self.shown: list[str] = []  # what a browser shows
+        self.source: list[str] = []  # that, with comments and attribute text in place
         self._skip = 0
         self._pre = 0
+
+    def _show(self, text: str) -> None:
+        self.shown.append(text)
+        self.source.append(text)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in self._SKIP:
             self._skip += 1
         elif tag == "br":
-            self.out.append("\n")
+            self._show("\n")
         elif tag in self._CELLS:
-            self.out.append("\t")
+            self._show("\t")
         elif tag in self._BLOCKS:
-            self.out.append("\n")
+            self._show("\n")
             self._pre += tag == "pre"
         shown = [v for k, v in attrs if k in self._SHOWN_ATTRIBUTES and v]
         if shown and not self._skip:
-            self.out.append(" " + " ".join(shown) + " ")
+            self.source.append(" " + " ".join(shown) + " ")
 
     def handle_endtag(self, tag: str) -> None:
         if tag in self._SKIP:
             self._skip = max(0, self._skip - 1)
         elif tag in self._BLOCKS:
-            self.out.append("\n")
+            self._show("\n")
             if tag == "pre":
                 self._pre = max(0, self._pre - 1)
         elif tag in self._CELLS:
-            self.out.append("\t")
+            self._show("\t")
 
     def handle_data(self, data: str) -> None:
         if not self._skip:
             # Browsers collapse whitespace outside <pre>; so must we, or a number
             # wrapped across source lines would look like two.
-            self.out.append(data if self._pre else re.sub(r"[ \t\r\n\f]+", " ", data))
+            self._show(data if self._pre else re.sub(r"[ \t\r\n\f]+", " ", data))
 
     def handle_comment(self, data: str) -> None:
-        # Not shown, but sent in the clear and one "view source" away.
-        self.out.append(f"\n{data}\n")
+        self.source.append(f"\n{data}\n")
 
 
 def html_to_text(html: str) -> str:
+    """What a browser shows, then (if it differs) the source reading; a blank line
+    between, so nothing of one joins the other."""
     parser = _HtmlText()
     parser.feed(html)
     parser.close()
-    return "".join(parser.out)
+    shown, source = "".join(parser.shown), "".join(parser.source)
+    return shown if source == shown else f"{shown}\n\n{source}"
 
 
 # ---------------------------------------------------------------------- encryption
@@ -1150,7 +1370,7 @@ def _looks_like_message(text: str, hint: _Hint) -> bool:
 
 
 def _read_eml(data: bytes, hint: _Hint, label: str, ctx: _Ctx, where: _Where) -> list[Part]:
-    return _message(_parse(data), f"{label} / ", ctx, where.inside(label))
+    return _read_message(data, f"{label} / ", ctx, where.inside(label))
 
 
 # --------------------------------------------------------------------------- ZIP

@@ -486,7 +486,8 @@ def test_quoted_printable_and_charset_are_decoded() -> None:
         ("<script>var nhs = '9434765919';</script>x<style>p{}</style>", "x"),
         ("<p>943\n   476&nbsp;5919</p>", "\n943 476\xa05919\n"),
         ("<pre>a\n  b</pre>", "\na\n  b\n"),
-        ("<img alt='logo'><!-- NHS 943 476 5919 -->", " logo \n NHS 943 476 5919 \n"),
+        # Nothing shown; then the source reading, with alt text and comments in place.
+        ("<img alt='logo'><!-- NHS 943 476 5919 -->", "\n\n logo \n NHS 943 476 5919 \n"),
         ("a<br>b", "a\nb"),
         ("<p>unclosed &amp; <b>bold", "\nunclosed & bold"),
     ],
@@ -1203,3 +1204,216 @@ def test_a_message_of_very_many_small_parts_is_cheap() -> None:
     start = time.monotonic()
     assert len(unscanned(extract(raw))) == 1
     assert time.monotonic() - start < 3
+
+
+# ------------------------------------------- messages that read more than one way
+#
+# What our parser reads must not be less than what a recipient's software shows: the
+# preamble and epilogue of a multipart, the other value of a duplicated boundary
+# parameter or Content-(Transfer-Encoding|Type) field, a header block behind junk bytes,
+# text split by an HTML comment or by a format=flowed soft line break.
+
+_AMBIGUOUS_HEAD = b"From: a@example.org\r\nTo: b@example.com\r\nSubject: notes\r\n"
+_NHS_LINE = f"Patient details: {NHS}\r\n".encode()
+
+
+def _amb_multipart(body: bytes, ctype: bytes = b'multipart/mixed; boundary="XX"') -> bytes:
+    return _AMBIGUOUS_HEAD + b"MIME-Version: 1.0\r\nContent-Type: " + ctype + b"\r\n\r\n" + body
+
+
+def _amb_single(body: bytes, ctype: bytes, cte: bytes = b"") -> bytes:
+    fields = b"Content-Type: " + ctype + b"\r\n" + cte
+    return _AMBIGUOUS_HEAD + b"MIME-Version: 1.0\r\n" + fields + b"\r\n" + body + b"\r\n"
+
+
+def _amb_part(headers: bytes, body: bytes, boundary: bytes = b"XX") -> bytes:
+    return b"--" + boundary + b"\r\n" + headers + b"\r\n" + body + b"\r\n"
+
+
+_AMB_COVER = _amb_part(b"Content-Type: text/plain\r\n", b"see attached")
+_AMB_B64 = base64.encodebytes(_NHS_LINE).replace(b"\n", b"\r\n")
+_OTHER_BOUNDARY_PART = (
+    _amb_part(b"Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n", _AMB_B64, b"YY")
+    + b"--YY--\r\n"
+)
+_TWO_ENCODINGS = b"Content-Transfer-Encoding: 7bit\r\nContent-Transfer-Encoding: base64\r\n"
+_READ_WITHOUT_JUNK = "reading 2 (without the bytes before the header block) / "
+
+# name: (message, the label of the part that holds the number)
+AMBIGUOUS_MESSAGES: dict[str, tuple[bytes, str]] = {
+    "preamble": (
+        _amb_multipart(_NHS_LINE + _AMB_COVER + b"--XX--\r\n"),
+        "multipart 1 / preamble",
+    ),
+    "epilogue": (
+        _amb_multipart(_AMB_COVER + b"--XX--\r\n" + _NHS_LINE),
+        "multipart 1 / epilogue",
+    ),
+    "nested preamble": (
+        _amb_multipart(
+            _AMB_COVER
+            + _amb_part(
+                b'Content-Type: multipart/alternative; boundary="in"\r\n',
+                _NHS_LINE + _amb_part(b"Content-Type: text/plain\r\n", b"x", b"in") + b"--in--",
+            )
+            + b"--XX--\r\n"
+        ),
+        "multipart 2 / preamble",
+    ),
+    "PGP/MIME preamble": (
+        pgp_mime("-----BEGIN PGP MESSAGE-----\r\n\r\nhQEMA\r\n-----END PGP MESSAGE-----").replace(
+            b"\r\n\r\n--enc-boundary", b"\r\n\r\n" + _NHS_LINE + b"--enc-boundary", 1
+        ),
+        "multipart 1 / preamble",
+    ),
+    "duplicate boundary parameter": (
+        _amb_multipart(
+            _AMB_COVER + b"--XX--\r\n" + _OTHER_BOUNDARY_PART,
+            b'multipart/mixed; boundary="XX"; boundary="YY"',
+        ),
+        "reading 2 (boundary parameter 2) / body 1 (text/plain)",
+    ),
+    "duplicate boundary parameter, the third one": (
+        _amb_multipart(
+            _AMB_COVER + b"--XX--\r\n" + _OTHER_BOUNDARY_PART,
+            b'multipart/mixed; boundary="XX";\r\n boundary=XX; BOUNDARY=YY',
+        ),
+        "reading 2 (boundary parameter 3) / body 1 (text/plain)",
+    ),
+    "duplicate content-type field": (
+        _amb_multipart(
+            _AMB_COVER + b"--XX--\r\n" + _OTHER_BOUNDARY_PART,
+            b'multipart/mixed; boundary="XX"\r\nContent-Type: multipart/mixed; boundary="YY"',
+        ),
+        "reading 2 (content-type field 2) / body 1 (text/plain)",
+    ),
+    "duplicate content-transfer-encoding": (
+        _amb_single(_AMB_B64, b"text/plain; charset=utf-8", _TWO_ENCODINGS),
+        "reading 2 (content-transfer-encoding field 2) / body 1 (text/plain)",
+    ),
+    "duplicate content-transfer-encoding in an attachment": (
+        _amb_multipart(
+            _AMB_COVER
+            + _amb_part(
+                b"Content-Type: text/plain\r\nContent-Disposition: attachment\r\n" + _TWO_ENCODINGS,
+                _AMB_B64,
+            )
+            + b"--XX--\r\n"
+        ),
+        "reading 2 (content-transfer-encoding field 2) / attachment 1 (txt)",
+    ),
+    "html comment inside the number": (
+        _amb_single(b"<p>Patient details: 943 47<!-- x -->6 5919</p>", b"text/html"),
+        "body 1 (text/html)",
+    ),
+    "html empty inline tags inside the number": (
+        _amb_single(b"<p>Patient: 943 4<b></b>76 5<span></span>919</p>", b"text/html"),
+        "body 1 (text/html)",
+    ),
+    "format=flowed; delsp=yes": (
+        _amb_single(b"Patient details: 943 47 \r\n6 5919", b"text/plain; format=flowed; delsp=yes"),
+        "body 1 (text/plain)",
+    ),
+    "format=flowed, space kept": (
+        _amb_single(b"Patient details: 943 476 \r\n5919", b"text/plain; format=flowed"),
+        "body 1 (text/plain)",
+    ),
+    "format=flowed, quoted and space-stuffed": (
+        _amb_single(
+            b"Thanks.\r\n> Patient details: 943 \r\n> 476 \r\n> 5919\r\n",
+            b'text/plain; format="Flowed"',
+        ),
+        "body 1 (text/plain)",
+    ),
+    "format=flowed attachment": (
+        _amb_multipart(
+            _AMB_COVER
+            + _amb_part(
+                b"Content-Type: text/plain; format=flowed; delsp=yes\r\n"
+                b"Content-Disposition: attachment\r\n",
+                b"Patient details: 943 47 \r\n6 5919",
+            )
+            + b"--XX--\r\n"
+        ),
+        "attachment 1 (txt)",
+    ),
+    "NUL before the header block": (
+        b"\x00" + _amb_single(_AMB_B64, b"text/plain", b"Content-Transfer-Encoding: base64\r\n"),
+        _READ_WITHOUT_JUNK + "body 1 (text/plain)",
+    ),
+    "control byte before the header block": (
+        b"\x01" + _amb_single(_AMB_B64, b"text/plain", b"Content-Transfer-Encoding: base64\r\n"),
+        _READ_WITHOUT_JUNK + "body 1 (text/plain)",
+    ),
+    "a junk line before the header block": (
+        b"\x7fjunk\r\n"
+        + _amb_single(_AMB_B64, b"text/plain", b"Content-Transfer-Encoding: base64\r\n"),
+        _READ_WITHOUT_JUNK + "body 1 (text/plain)",
+    ),
+    "junk, then a duplicate transfer encoding": (
+        b"\x00" + _amb_single(_AMB_B64, b"text/plain", _TWO_ENCODINGS),
+        "reading 3 (content-transfer-encoding field 2) / body 1 (text/plain)",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", AMBIGUOUS_MESSAGES)
+def test_every_reading_of_an_ambiguous_message_is_extracted(name: str) -> None:
+    raw, label = AMBIGUOUS_MESSAGES[name]
+    assert NHS in texts(extract(raw)).get(label, "")
+
+
+def test_a_reading_adds_only_what_the_first_one_did_not_show() -> None:
+    raw, _ = AMBIGUOUS_MESSAGES["duplicate boundary parameter"]
+    assert labels(extract(raw)) == [
+        "subject",
+        "body 1 (text/plain)",
+        "multipart 1 / epilogue",
+        "reading 2 (boundary parameter 2) / multipart 1 / preamble",
+        "reading 2 (boundary parameter 2) / body 1 (text/plain)",
+    ]
+
+
+def test_an_ordinary_preamble_is_read_and_a_blank_one_skipped() -> None:
+    preamble = "This is a multi-part message in MIME format."
+    raw = _amb_multipart(f"{preamble}\r\n".encode() + _AMB_COVER + b"--XX--\r\n\r\n")
+    assert texts(extract(raw)) == {
+        "subject": "notes",
+        "multipart 1 / preamble": preamble,
+        "body 1 (text/plain)": "see attached",
+    }
+
+
+def test_a_message_read_too_many_ways_is_unscanned() -> None:
+    params = b"; ".join(b"boundary=b%d" % i for i in range(12))
+    cover = _amb_part(b"Content-Type: text/plain\r\n", b"see attached", b"b0")
+    raw = _amb_multipart(cover + b"--b0--\r\n", b"multipart/mixed; " + params)
+    # Readings 2 to 9 are read (each finds its boundary missing); the rest are not.
+    assert unscanned(extract(raw))["message"] == "can be read more than 9 ways: the others not read"
+
+
+@pytest.mark.parametrize(
+    ("html", "shown"),
+    [
+        ("<p>943 47<!-- x -->6 5919</p>", "\n943 476 5919\n"),
+        ("<p>see<!-- x -->you</p>", "\nseeyou\n"),
+        ("<div>943 476</div><!-- x --><div>5919</div>", "\n943 476\n\n5919\n"),
+        ("<p>ab<i></i>c</p><p>d</p>", "\nabc\n\nd\n"),
+    ],
+)
+def test_html_text_is_what_a_browser_shows_first(html: str, shown: str) -> None:
+    text = html_to_text(html)
+    assert text.startswith(shown)
+    assert text == shown or text.startswith(shown + "\n\n")  # then the source reading
+
+
+def test_format_flowed_is_read_joined_and_as_sent() -> None:
+    raw = _amb_single(b"one two \r\nthree\r\n-- \r\nsig", b"text/plain; format=flowed; delsp=yes")
+    text = texts(extract(raw))["body 1 (text/plain)"]
+    assert text == "\n\n".join(
+        [
+            "one twothree\n-- \nsig\n",  # joined, the space deleted (delsp=yes)
+            "one two \r\nthree\r\n-- \r\nsig\r\n",  # as sent
+            "one two three\n-- \nsig\n",  # joined, the space kept
+        ]
+    )

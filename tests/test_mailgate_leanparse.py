@@ -219,7 +219,53 @@ CASES: dict[str, tuple[str, bool]] = {
         True,
     ),
     "no header block end": ("Subject: x\r\n" + TEXT, False),
+    # Read more than one way (mailgate.extract._readings): each reading is parsed again,
+    # lean where it can be; a stub in a preamble or epilogue sends it the ordinary way.
+    "duplicate boundary parameter": (
+        MIXED.replace(f'boundary="{B}"', f'boundary="{B}"; boundary="other"')
+        + part("text/plain", "short")
+        + f"--{B}--\r\n--other\r\nContent-Type: text/plain\r\n"
+        + f"Content-Transfer-Encoding: base64\r\n\r\n{b64(TEXT.encode())}--other--\r\n",
+        False,
+    ),
+    "duplicate transfer encoding": (
+        head(
+            "text/plain",
+            "Content-Transfer-Encoding: 7bit\r\nContent-Transfer-Encoding: base64\r\n",
+        )
+        + b64(TEXT.encode()),
+        True,
+    ),
+    "junk before the header block": (
+        "\x00" + head("text/plain", "Content-Transfer-Encoding: base64\r\n") + b64(TEXT.encode()),
+        False,  # one body with no header block: not stubbed
+    ),
 }
+
+
+@pytest.mark.parametrize(
+    ("name", "labels"),
+    [
+        ("big preamble and epilogue", ["multipart 1 / preamble", "multipart 1 / epilogue"]),
+        (
+            "duplicate boundary parameter",
+            ["reading 2 (boundary parameter 2) / body 1 (text/plain)"],
+        ),
+        (
+            "duplicate transfer encoding",
+            ["reading 2 (content-transfer-encoding field 2) / body 1 (text/plain)"],
+        ),
+        (
+            "junk before the header block",
+            ["reading 2 (without the bytes before the header block) / body 1 (text/plain)"],
+        ),
+    ],
+)
+def test_every_reading_of_a_big_message_is_scanned(
+    lean: None, name: str, labels: list[str]
+) -> None:
+    result = scan_message(CASES[name][0].encode())
+    assert [f.part for f in result.findings if f.type == "nhs_number"] == labels
 
 
 @pytest.mark.parametrize("name", list(CASES))

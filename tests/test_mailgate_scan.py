@@ -30,6 +30,7 @@ from mailgate.extract import (
 from mailgate.pii import ClientRegister, RegisterEntry, detect, detect_table
 from mailgate.scan import PartFinding, ScanResult, has_secure_tag, scan_message, scan_parts
 from tests.test_mailgate_extract import (
+    AMBIGUOUS_MESSAGES,
     NHS,
     NHS_DIGITS,
     docx_file,
@@ -627,3 +628,59 @@ def test_a_raw_8bit_file_name_is_read_as_text(disposition: bytes) -> None:
     result = scan_message(raw)
     assert [f.type for f in result.findings] == ["nhs_number"]
     assert result.findings[0].part.endswith("/ file name")
+
+
+# ------------------------------------------- messages that read more than one way
+
+
+@pytest.mark.parametrize("name", AMBIGUOUS_MESSAGES)
+def test_every_reading_of_an_ambiguous_message_is_scanned(name: str) -> None:
+    raw, label = AMBIGUOUS_MESSAGES[name]
+    result = scan_message(raw)
+    assert result.pii and not result.protected
+    assert PartFinding("nhs_number", 1, label) in result.findings
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(
+            message(body=None, html="<p>Ward 94<!-- note -->3</p><!-- x --><p>476 5919</p>"),
+            id="comment-joins-a-word-not-two-blocks",
+        ),
+        pytest.param(
+            message(body=None, html="<p>call<!-- x -->me about 943 476</p><div>5919</div>"),
+            id="comment-between-words",
+        ),
+        pytest.param(
+            b"Subject: rota\r\nContent-Type: text/plain; format=flowed; delsp=yes\r\n\r\n"
+            b"Please call the office \r\nabout Tuesday's \r\nrota.\r\n> Room 943 \r\n\r\n"
+            b"476 5919 is the fax.\r\n",
+            id="flowed-without-numbers",
+        ),
+        pytest.param(
+            b'Subject: x\r\nContent-Type: multipart/mixed; boundary="XX"\r\n\r\n'
+            b"This is a multi-part message in MIME format.\r\n--XX\r\n\r\nhello\r\n--XX--\r\n"
+            b"Room 943 476\r\n\r\n5919\r\n",
+            id="clean-preamble-and-epilogue",
+        ),
+        pytest.param(
+            b'Subject: x\r\nContent-Type: multipart/mixed; boundary="XX"; boundary="XX"\r\n'
+            b"Content-Transfer-Encoding: 7bit\r\ncontent-transfer-encoding: 7BIT\r\n\r\n"
+            b"--XX\r\n\r\nhello\r\n--XX--\r\n",
+            id="duplicates-that-agree",
+        ),
+    ],
+)
+def test_other_readings_of_clean_messages_find_nothing(raw: bytes) -> None:
+    result = scan_message(raw)
+    assert (result.pii, result.findings, result.unscanned) == (False, [], [])
+
+
+def test_duplicates_that_agree_are_read_once() -> None:
+    raw = (
+        b'Subject: x\r\nContent-Type: multipart/mixed; boundary="XX"; boundary=XX\r\n'
+        b"Content-Transfer-Encoding: 7bit\r\ncontent-transfer-encoding: 7BIT\r\n\r\n"
+        b"--XX\r\n\r\nhello\r\n--XX--\r\n"
+    )
+    assert not any("reading" in p.label for p in extract(raw))
