@@ -33,12 +33,14 @@ from __future__ import annotations
 import base64
 import codecs
 import contextlib
+import copy
 import csv
 import io
 import itertools
 import re
 import time
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
@@ -1167,29 +1169,118 @@ _PGP_END: Final = "-----END PGP MESSAGE-----"
 _ARMOR_HEADER: Final = re.compile(r"[\w-]+:\s.*")
 _ARMOR_CHECKSUM: Final = re.compile(r"=[A-Za-z0-9+/]{4}")
 _BASE64: Final = re.compile(r"[A-Za-z0-9+/]+={0,2}")
-# OpenPGP packet tags that begin an encrypted message: public-key and symmetric-key
-# encrypted session keys, and (for messages with no session-key packet) the
-# symmetrically encrypted data packets themselves.
-_PGP_ENCRYPTED_TAGS: Final = frozenset({1, 3, 9, 18, 20})
+# OpenPGP (RFC 9580 10.3) encrypted message: session-key packets (public-key 1,
+# symmetric-key 3; marker packets 10 may sit among them), then one encrypted-data
+# packet (symmetrically encrypted 9, integrity-protected 18, GnuPG's AEAD 20). The
+# versions each packet may carry; tag 9 has no version octet.
+_PGP_SESSION_KEY_VERSIONS: Final = {1: (3, 6), 3: (4, 5, 6), 10: None}
+_PGP_DATA_VERSIONS: Final = {9: None, 18: (1, 2), 20: (1,)}
+# Partial body lengths (a stream of chunks, RFC 9580 4.2.1.4) can be one byte each:
+# past this many chunks the walk gives up (not encrypted, so scanned as data).
+_PGP_MAX_CHUNKS: Final = 1 << 16
 
 
 def _pgp_packet_encrypted(data: bytes) -> bool:
-    """Does binary OpenPGP data start with an encryption packet of a known version?"""
-    if len(data) < 3 or not data[0] & 0x80:
+    """Is binary OpenPGP data an encrypted message, not just something that starts
+    like one? A packet tag is one byte anyone can type in front of clear text, so the
+    whole packet sequence is walked: session-key packets of known versions, then one
+    encrypted-data packet that runs exactly to the end, with contents that look like
+    cipher output. Anything else is scanned as the data it is."""
+    packets = _pgp_packets(data)
+    if not packets or len(packets) < 2:
         return False
-    if data[0] & 0x40:  # new packet format
-        tag, body = data[0] & 0x3F, data[2:] if data[1] < 192 else data[3:]
-    else:
-        tag, body = (data[0] >> 2) & 0x0F, data[1 + (1, 2, 4, 0)[data[0] & 3] :]
-    if tag not in _PGP_ENCRYPTED_TAGS or not body:
+    *keys, (tag, start, end) = packets
+    if not any(key in (1, 3) for key, _, _ in keys):
         return False
-    version = body[0]
-    return {1: version in (3, 6), 3: version in (4, 5, 6), 18: version in (1, 2)}.get(tag, True)
+    for key, key_start, key_end in keys:
+        if key not in _PGP_SESSION_KEY_VERSIONS or not _pgp_version_ok(
+            data[key_start:key_end], _PGP_SESSION_KEY_VERSIONS[key]
+        ):
+            return False
+    if tag not in _PGP_DATA_VERSIONS or not _pgp_version_ok(
+        data[start : start + 1], _PGP_DATA_VERSIONS[tag]
+    ):
+        return False
+    skip = 0 if _PGP_DATA_VERSIONS[tag] is None else 1
+    return _like_ciphertext(data[start + skip : min(end, start + skip + 8192)])
+
+
+def _pgp_version_ok(body: bytes, versions: tuple[int, ...] | None) -> bool:
+    return bool(body) and (versions is None or body[0] in versions)
+
+
+def _pgp_packets(data: bytes) -> list[tuple[int, int, int]] | None:
+    """(tag, body start, body end) of each packet, if `data` is nothing but whole
+    OpenPGP packets (RFC 9580 4.2); None otherwise. A body in partial-length chunks
+    spans from its first chunk to its last, length octets and all."""
+    packets: list[tuple[int, int, int]] = []
+    pos, size = 0, len(data)
+    while pos < size:
+        first = data[pos]
+        if not first & 0x80:
+            return None
+        if first & 0x40:  # new format: one-, two- or five-octet lengths, or partial
+            tag, pos, start, chunks = first & 0x3F, pos + 1, -1, 0
+            while True:
+                if pos >= size or chunks > _PGP_MAX_CHUNKS:
+                    return None
+                octet, chunks = data[pos], chunks + 1
+                if octet < 192:
+                    length, pos = octet, pos + 1
+                elif octet < 224:
+                    if pos + 2 > size:
+                        return None
+                    length, pos = ((octet - 192) << 8) + data[pos + 1] + 192, pos + 2
+                elif octet == 255:
+                    if pos + 5 > size:
+                        return None
+                    length, pos = int.from_bytes(data[pos + 1 : pos + 5], "big"), pos + 5
+                else:  # a partial chunk: more length octets follow it
+                    start = pos + 1 if start < 0 else start
+                    pos += 1 + (1 << (octet & 0x1F))
+                    continue
+                start = pos if start < 0 else start
+                pos += length
+                break
+        else:  # old format: tag in bits 5-2, length type in bits 1-0
+            tag, kind = (first >> 2) & 0x0F, first & 3
+            if kind == 3:  # indeterminate: to the end of the data
+                start, pos = pos + 1, size
+            else:
+                octets = (1, 2, 4)[kind]
+                start = pos + 1 + octets
+                if start > size:
+                    return None
+                pos = start + int.from_bytes(data[pos + 1 : start], "big")
+        if pos > size:
+            return None
+        packets.append((tag, start, pos))
+    return packets
+
+
+def _like_ciphertext(data: bytes | memoryview) -> bool:
+    """Could these bytes be cipher output? Ciphertext is uniform: about 37% of its
+    bytes are printable ASCII, where clear text is nearly all printable. Under 24 bytes
+    the share says too little (a random 24 bytes is 75% printable once in ~30,000)."""
+    sample = bytes(data[:8192])
+    if len(sample) < 24:
+        return True
+    printable = len(sample) - len(sample.translate(None, _PRINTABLE))
+    return printable * 4 < len(sample) * 3
+
+
+_PRINTABLE: Final = bytes(range(0x20, 0x7F)) + b"\t\n\r"
 
 
 def _armored_pgp(text: str) -> list[tuple[int, int]] | None:
     """Spans of valid armored encrypted PGP messages in `text`, or None if none."""
-    spans: list[tuple[int, int]] = []
+    spans = [(begin, end) for begin, end, data in _armor_blocks(text) if _armor_encrypted(data)]
+    return spans or None
+
+
+def _armor_blocks(text: str) -> Iterator[tuple[int, int, bytes | None]]:
+    """(start, end, the bytes its base64 carries or None) of each BEGIN/END PGP
+    MESSAGE block in `text`."""
     pos = 0
     # str.find, not a regex: many BEGIN lines without an END must not cost n^2.
     while (begin := text.find(_PGP_BEGIN, pos)) >= 0:
@@ -1197,16 +1288,20 @@ def _armored_pgp(text: str) -> list[tuple[int, int]] | None:
         if end < 0:
             break
         pos = end + len(_PGP_END)
-        if _armor_encrypted(text[begin + len(_PGP_BEGIN) : end]):
-            spans.append((begin, pos))
-    return spans or None
+        yield begin, pos, _armor_data(text[begin + len(_PGP_BEGIN) : end])
 
 
-def _armor_encrypted(body: str) -> bool:
-    """Is the text between the armor lines (RFC 9580 6.2) an encrypted message?"""
+def _armor_encrypted(data: bytes | None) -> bool:
+    # All of it decoded and walked: the first packet tag alone proves nothing.
+    return data is not None and _pgp_packet_encrypted(data)
+
+
+def _armor_data(body: str) -> bytes | None:
+    """The bytes carried by the text between the armor lines (RFC 9580 6.2): armor
+    headers and the CRC line left out; None if it is not armor."""
     lines = [line.strip() for line in body.splitlines()]
     if not lines or lines[0]:
-        return False  # the BEGIN line must end right there
+        return None  # the BEGIN line must end right there
     lines.pop(0)
     while lines and _ARMOR_HEADER.fullmatch(lines[0]):
         lines.pop(0)
@@ -1215,8 +1310,8 @@ def _armor_encrypted(body: str) -> bool:
         data.pop()
     joined = "".join(data)
     if not joined or len(joined) % 4 or not _BASE64.fullmatch(joined):
-        return False
-    return _pgp_packet_encrypted(base64.b64decode(joined[:64]))
+        return None
+    return base64.b64decode(joined)
 
 
 def _outside(text: str, spans: Sequence[tuple[int, int]]) -> str:
@@ -1231,11 +1326,24 @@ def _outside(text: str, spans: Sequence[tuple[int, int]]) -> str:
 
 
 def _text_with_pgp(label: str, text: str, ctx: _Ctx) -> list[Part]:
-    """Text to scan, with encrypted inline PGP blocks cut out and listed as protected."""
-    spans = _armored_pgp(text)
-    if spans is None:
-        return ctx.text(label, text)
-    return [ProtectedPart(label, "PGP message"), *ctx.text(label, _outside(text, spans))]
+    """Text to scan, with encrypted inline PGP blocks cut out and listed as protected.
+    A block that only looks like one is scanned both as the text it is and as what its
+    base64 decodes to, which any reader can see; decoded bytes that are not text (a
+    signed or compressed message) cannot be read here, so they are listed unscanned."""
+    spans: list[tuple[int, int]] = []
+    decoded: list[bytes] = []
+    for begin, end, data in _armor_blocks(text):
+        if _armor_encrypted(data):
+            spans.append((begin, end))
+        elif data:
+            decoded.append(data)
+    parts: list[Part] = [ProtectedPart(label, "PGP message")] if spans else []
+    parts += ctx.text(label, _outside(text, spans))
+    for data in decoded:
+        parts += ctx.text(label, _text_anyway(data, None))
+        if _decode_text(data, None) is None:
+            parts.append(UnscannedPart(label, "PGP data that is not an encrypted message"))
+    return parts
 
 
 def _pgp_mime(part: EmailMessage) -> bool:
@@ -1470,7 +1578,9 @@ def _read_zip(data: bytes, hint: _Hint, label: str, ctx: _Ctx, where: _Where) ->
     budget = where.zip_budget or _ZipBudget(ctx.limits.max_zip_members, ctx.limits.max_zip_bytes)
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         infos = [i for i in zf.infolist() if not i.is_dir()]
-        if infos and all(i.flag_bits & 1 for i in infos):
+        if infos and all(
+            i.flag_bits & _ZIP_ENCRYPTED_BITS and _zip_ciphertext(data, zf, i) for i in infos
+        ):
             # Encryption hides the contents, not the member names.
             names = "\n".join(i.filename for i in zf.infolist())
             return [ProtectedPart(label, "encrypted ZIP"), *_name_text(label, names, ctx)]
@@ -1485,11 +1595,13 @@ def _read_zip(data: bytes, hint: _Hint, label: str, ctx: _Ctx, where: _Where) ->
                 )
                 break
             budget.members -= 1
-            out += _zip_member(zf, info, base, budget, ctx, where.inside(label, zip_budget=budget))
+            inner = where.inside(label, zip_budget=budget)
+            out += _zip_member(data, zf, info, base, budget, ctx, inner)
         return out
 
 
 def _zip_member(
+    archive: bytes,
     zf: zipfile.ZipFile,
     info: zipfile.ZipInfo,
     base: str,
@@ -1497,12 +1609,15 @@ def _zip_member(
     ctx: _Ctx,
     where: _Where,
 ) -> list[Part]:
-    if info.flag_bits & 1:  # general-purpose bit 0: this member is encrypted
-        label = f"{base} ({_name_kind(info.filename)})"
-        return [
-            ProtectedPart(label, "encrypted ZIP member"),
-            *_name_text(label, info.filename, ctx),
-        ]
+    if info.flag_bits & _ZIP_ENCRYPTED_BITS:
+        if _zip_ciphertext(archive, zf, info):
+            label = f"{base} ({_name_kind(info.filename)})"
+            return [
+                ProtectedPart(label, "encrypted ZIP member"),
+                *_name_text(label, info.filename, ctx),
+            ]
+        # Marked encrypted, but not: read below as the clear (or damaged) data it is.
+        info = _zip_unflagged(info)
     if ctx.expired():
         return [UnscannedPart(f"{base} ({_name_kind(info.filename)})", _TIME_LIMIT)]
     problem = _member_problem(info, ctx.limits)
@@ -1519,6 +1634,83 @@ def _zip_member(
     budget.bytes -= len(data)
     hint = _Hint("", _extension(info.filename), name=info.filename)
     return _blob(data, hint, ctx, _Where(base, where.nesting, where.zip_depth, where.zip_budget))
+
+
+# General-purpose flag bits 0 (encrypted) and 6 (strong encryption), APPNOTE 4.4.4.
+_ZIP_ENCRYPTED_BITS: Final = 0x41
+_ZIP_AES: Final = 99  # WinZip AES; the real method is in its 0x9901 extra field
+# How much of a compressed member is inflated to see whether it is clear: ciphertext
+# read as a deflate stream breaks it within its first few hundred bytes.
+_ZIP_PROBE: Final = 64 << 10
+
+
+def _zip_ciphertext(archive: bytes, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bool:
+    """Is a member marked encrypted really ciphertext? The mark is a bit anyone can set
+    over clear data (in the central directory, which zipfile and most readers go by,
+    or the local header), so it is only believed when the bytes are consistent with
+    encryption and do not read as clear data. Otherwise the member is read as clear:
+    scanned if it reads, unscanned if it does not, never trusted."""
+    raw = _zip_raw(archive, info)
+    if len(raw) != info.compress_size:
+        return False  # no local header or cut short: damaged, not encrypted
+    if info.compress_type == _ZIP_AES:
+        # WinZip AES (AE-1/AE-2): salt, 2-byte password check, data, 10-byte MAC. Without
+        # its extra field, method 99 is a number over data of unknown form.
+        salt = _zip_aes_salt(info.extra)
+        return salt is not None and len(raw) >= salt + 12 and _like_ciphertext(raw[salt + 2 : -10])
+    # PKWARE traditional encryption (APPNOTE 6.1): a 12-byte header, then the data.
+    if len(raw) < 12 or not _like_ciphertext(raw[12:]):
+        return False
+    if info.compress_type == zipfile.ZIP_STORED:
+        # Read as clear, stored bytes would carry the declared CRC (which cannot tell
+        # under 4 bytes apart: nothing identifying fits in those).
+        clear = raw[: info.file_size]
+        return len(raw) == info.file_size + 12 and (
+            info.file_size < 4 or zlib.crc32(clear) != info.CRC
+        )
+    try:
+        # Read as if not encrypted; zipfile checks the CRC when it reaches the end.
+        with zf.open(_zip_unflagged(info)) as member:
+            member.read(min(info.file_size, _ZIP_PROBE))
+    except zipfile.BadZipFile:
+        return False  # decompressed to its end with a bad CRC, or damaged: not cipher
+    except Exception:
+        return True  # does not decompress, as ciphertext does not
+    return False  # decompresses: clear data
+
+
+def _zip_unflagged(info: zipfile.ZipInfo) -> zipfile.ZipInfo:
+    """`info` with the encryption bits cleared, so zipfile reads the data as clear."""
+    clear = copy.copy(info)
+    clear.flag_bits &= ~_ZIP_ENCRYPTED_BITS
+    return clear
+
+
+def _zip_raw(archive: bytes, info: zipfile.ZipInfo) -> bytes:
+    """A member's data as stored (after its local header): what travels."""
+    at = info.header_offset
+    if not archive.startswith(b"PK\x03\x04", at) or at + 30 > len(archive):
+        return b""
+    names = int.from_bytes(archive[at + 26 : at + 28], "little")
+    extras = int.from_bytes(archive[at + 28 : at + 30], "little")
+    start = at + 30 + names + extras
+    return archive[start : start + info.compress_size]
+
+
+def _zip_aes_salt(extra: bytes) -> int | None:
+    """The salt length a WinZip AES extra field declares (0x9901: version 1 or 2,
+    vendor "AE", strength 1-3 for AES-128/192/256), or None if there is no such field."""
+    pos = 0
+    while pos + 4 <= len(extra):
+        tag = int.from_bytes(extra[pos : pos + 2], "little")
+        size = int.from_bytes(extra[pos + 2 : pos + 4], "little")
+        field = extra[pos + 4 : pos + 4 + size]
+        if tag == 0x9901 and size == 7 and len(field) == 7 and field[2:4] == b"AE":
+            version = int.from_bytes(field[:2], "little")
+            if version in (1, 2) and field[4] in (1, 2, 3):
+                return 4 * (field[4] + 1)
+        pos += 4 + size
+    return None
 
 
 def _open_office_zip(data: bytes, label: str, ctx: _Ctx, max_xml: int) -> UnscannedPart | None:

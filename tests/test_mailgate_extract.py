@@ -11,7 +11,9 @@ import functools
 import io
 import os
 import random
+import shutil
 import struct
+import subprocess
 import time
 import zipfile
 import zlib
@@ -19,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from pathlib import Path
 
 import msoffcrypto.format.ooxml
 import openpyxl
@@ -1417,3 +1420,287 @@ def test_format_flowed_is_read_joined_and_as_sent() -> None:
             "one two three\n-- \nsig\n",  # joined, the space kept
         ]
     )
+
+
+# ------------------------------------------- encryption is verified, not assumed
+#
+# Something counts as encrypted only when its structure is consistent with ciphertext:
+# an "encrypted" bit or a PGP packet tag over clear data is scanned like any other
+# content, or listed unscanned when it cannot be read, never trusted and relayed.
+
+_LOOKALIKE_TEXT = f"Patient details: NHS {NHS}, seen on the ward today.\r\n".encode()
+
+
+def _flagged_zip(
+    data: bytes = _LOOKALIKE_TEXT,
+    *,
+    method: int = zipfile.ZIP_STORED,
+    local: bool = True,
+    central: bool = True,
+    aes: bool = False,
+    extra: bytes = b"",
+) -> bytes:
+    """A ZIP of clear `data` whose headers claim encryption: bit 0 set in the local
+    header and/or the central directory; with `aes`, method 99 (WinZip AES) and `extra`
+    as the member's extra field."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", method) as zf:
+        info = zipfile.ZipInfo("notes.txt")
+        info.compress_type = method
+        info.extra = extra
+        zf.writestr(info, data)
+    raw = bytearray(buffer.getvalue())
+    for signature, flag_at, method_at, on in (
+        (b"PK\x03\x04", 6, 8, local),
+        (b"PK\x01\x02", 8, 10, central),
+    ):
+        at = raw.find(signature)
+        if on:
+            raw[at + flag_at] |= 1
+            if aes:
+                raw[at + method_at : at + method_at + 2] = (99).to_bytes(2, "little")
+    return bytes(raw)
+
+
+def _aes_extra(strength: int = 3, vendor: bytes = b"AE") -> bytes:
+    """A WinZip AES extra field (0x9901): AE-2, `strength` (3: AES-256), deflate."""
+    return struct.pack("<HHH2sBH", 0x9901, 7, 2, vendor, strength, zipfile.ZIP_DEFLATED)
+
+
+def _stored_after_junk_header() -> bytes:
+    """Clear text behind 12 made-up bytes, sizes as PKWARE encryption would have them."""
+    payload = bytes(range(1, 13)) + _LOOKALIKE_TEXT
+    entry = RawEntry("notes.txt", payload, 0x12345678, len(_LOOKALIKE_TEXT), flags=1)
+    return raw_zip([entry])
+
+
+def _pgp_armor(data: bytes) -> str:
+    body = base64.b64encode(data).decode()
+    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
+    return "\n".join(["-----BEGIN PGP MESSAGE-----", "", *lines, "-----END PGP MESSAGE-----"])
+
+
+# An old-format PKESK tag (version 3), as the mail battery plants it over clear text.
+_PGP_FAKE_TAG = b"\x85\x01\x0c\x03"
+# A well-formed PKESK (v3, RSA, 2048-bit MPI) and an SEIPD (v1) packet header, over
+# clear text: the structure is right, the contents are not ciphertext.
+_PGP_FAKE_PKESK = bytes([0xC1, 0xC0, 0x4B, 3]) + bytes(8) + bytes([1, 0x08, 0x00]) + bytes(256)
+_PGP_FAKE_SEIPD = bytes([0xD2, 1 + len(_LOOKALIKE_TEXT), 1]) + _LOOKALIKE_TEXT
+
+
+def _attach(data: bytes, ctype: str, name: str) -> bytes:
+    return message(attachments=[(data, ctype, name)])
+
+
+# name: (message, how the number must surface: "found" in a text part, or "unscanned")
+LOOKALIKE_ENCRYPTION: dict[str, tuple[bytes, str]] = {
+    "zip-flag-on-central-directory-only": (
+        _attach(_flagged_zip(local=False), "application/zip", "notes.zip"),
+        "found",
+    ),
+    "zip-flag-on-local-header-only": (
+        _attach(_flagged_zip(central=False), "application/zip", "notes.zip"),
+        "found",
+    ),
+    "zip-flag-on-both-headers-stored": (
+        _attach(_flagged_zip(), "application/zip", "notes.zip"),
+        "found",
+    ),
+    "zip-flag-on-both-headers-deflated": (
+        _attach(_flagged_zip(method=zipfile.ZIP_DEFLATED), "application/zip", "notes.zip"),
+        "found",
+    ),
+    "zip-flag-over-12-junk-bytes-and-clear-text": (
+        _attach(_stored_after_junk_header(), "application/zip", "notes.zip"),
+        "unscanned",  # reads as clear, but the CRC does not match: damaged
+    ),
+    "zip-flag-beside-a-real-encrypted-member": (
+        _attach(
+            raw_zip(
+                [
+                    RawEntry(
+                        "a.txt",
+                        zipcrypto(b"x" * 40, b"pw", zlib.crc32(b"x" * 40)),
+                        zlib.crc32(b"x" * 40),
+                        40,
+                        flags=1,
+                    ),
+                    RawEntry(
+                        "b.txt",
+                        _LOOKALIKE_TEXT,
+                        zlib.crc32(_LOOKALIKE_TEXT),
+                        len(_LOOKALIKE_TEXT),
+                        flags=1,
+                    ),
+                ]
+            ),
+            "application/zip",
+            "notes.zip",
+        ),
+        "found",
+    ),
+    "zip-aes-method-over-clear-data": (
+        _attach(_flagged_zip(aes=True), "application/zip", "notes.zip"),
+        "unscanned",  # method 99 with no AES field: of no form zipfile can read
+    ),
+    "zip-aes-method-and-field-over-clear-data": (
+        _attach(_flagged_zip(aes=True, extra=_aes_extra()), "application/zip", "notes.zip"),
+        "unscanned",
+    ),
+    "zip-aes-field-of-another-vendor": (
+        _attach(_flagged_zip(aes=True, extra=_aes_extra(vendor=b"XX")), "application/zip", "n.zip"),
+        "unscanned",
+    ),
+    "pgp-packet-tag-over-clear-text": (
+        _attach(_PGP_FAKE_TAG + _LOOKALIKE_TEXT, "application/octet-stream", "notes.gpg"),
+        "found",
+    ),
+    "pgp-well-formed-packets-over-clear-text": (
+        _attach(_PGP_FAKE_PKESK + _PGP_FAKE_SEIPD, "application/pgp-encrypted", "notes.gpg"),
+        "unscanned",  # binary of no known format: not read, so never relayed
+    ),
+    "pgp-session-key-packet-alone": (
+        _attach(
+            _PGP_FAKE_PKESK[:4] + os.urandom(0x4B + 0xC0 - 192 - 1) + _LOOKALIKE_TEXT,
+            "application/octet-stream",
+            "notes.gpg",
+        ),
+        "unscanned",  # binary of no known format: not read, so never relayed
+    ),
+    "pgp-armour-over-base64-clear-text": (
+        _attach(_pgp_armor(_LOOKALIKE_TEXT).encode(), "application/octet-stream", "msg.asc"),
+        "found",
+    ),
+    "pgp-armour-over-a-packet-tag-and-clear-text": (
+        message(body="Hi\n" + _pgp_armor(_PGP_FAKE_TAG + _LOOKALIKE_TEXT)),
+        "found",
+    ),
+    "pgp-armour-over-well-formed-packets-and-clear-text": (
+        pgp_mime(_pgp_armor(_PGP_FAKE_PKESK + _PGP_FAKE_SEIPD)),
+        "found",
+    ),
+    "pgp-armour-over-compressed-data": (
+        message(body="Hi\n" + _pgp_armor(bytes([0xC8, 30, 2]) + os.urandom(29))),
+        "unscanned",  # a compressed packet: not encrypted, not read here
+    ),
+}
+
+
+@pytest.mark.parametrize("name", LOOKALIKE_ENCRYPTION)
+def test_what_only_looks_encrypted_is_scanned_or_unscanned(name: str) -> None:
+    raw, outcome = LOOKALIKE_ENCRYPTION[name]
+    parts = extract(raw)
+    found = any(NHS in text for text in texts(parts).values())
+    if outcome == "found":
+        assert found, parts
+    else:
+        assert unscanned(parts), parts
+    if name != "zip-flag-beside-a-real-encrypted-member":
+        assert protected(parts) == {}
+
+
+def _aes_member(data_size: int = 200) -> bytes:
+    """A WinZip AES-256 member as its headers and sizes are laid out (salt, password
+    check, data, MAC), random inside: what ciphertext looks like."""
+    payload = os.urandom(16 + 2 + data_size + 10)
+    entry = RawEntry("notes.txt", payload, 0, data_size, method=99, flags=1)
+    raw = raw_zip([entry])
+    # raw_zip writes no extra fields: splice the AES one into both headers.
+    extra = _aes_extra()
+    local_end = 30 + len(b"notes.txt")
+    local = bytearray(raw[:local_end])
+    local[28:30] = len(extra).to_bytes(2, "little")
+    rest = raw[local_end:]
+    central_at = rest.find(b"PK\x01\x02")
+    name_end = central_at + 46 + len(b"notes.txt")
+    central = bytearray(rest[central_at:name_end])
+    central[30:32] = len(extra).to_bytes(2, "little")
+    central[42:46] = (0).to_bytes(4, "little")
+    end = bytearray(rest[name_end:])
+    size = len(central) + len(extra)
+    offset = len(local) + len(extra) + central_at
+    end[12:16] = size.to_bytes(4, "little")
+    end[16:20] = offset.to_bytes(4, "little")
+    return bytes(local) + extra + rest[:central_at] + bytes(central) + extra + bytes(end)
+
+
+def _gpg(args: list[str], data: bytes, home: str) -> bytes:
+    return subprocess.run(
+        ["gpg", "--homedir", home, "--batch", "--pinentry-mode", "loopback", *args],
+        input=data,
+        capture_output=True,
+        check=True,
+        timeout=60,
+    ).stdout
+
+
+@functools.cache
+def _gpg_messages() -> dict[str, bytes]:
+    """Real OpenPGP messages from the gpg CLI: symmetric and public-key, short and long
+    enough to be written in partial-length chunks."""
+    import tempfile
+
+    home = tempfile.mkdtemp()
+    os.chmod(home, 0o700)
+    gen = ["--passphrase", "", "--quick-gen-key", "T <t@example.org>", "future-default"]
+    _gpg([*gen, "default", "never"], b"", home)
+    key = ["--trust-model", "always", "-r", "t@example.org", "--encrypt"]
+    sym = ["--passphrase", "pw", "--symmetric"]
+    clear = _LOOKALIKE_TEXT * 4000  # 256 KiB: streamed in partial-length chunks
+    return {
+        "symmetric": _gpg(sym, _LOOKALIKE_TEXT, home),
+        "public-key": _gpg(key, _LOOKALIKE_TEXT, home),
+        "public-key-long": _gpg(["--compress-algo", "none", *key], clear, home),
+        "symmetric-armoured": _gpg(["--armor", *sym], _LOOKALIKE_TEXT, home),
+        "public-key-armoured": _gpg(["--armor", *key], clear, home),
+    }
+
+
+@pytest.mark.skipif(shutil.which("gpg") is None, reason="needs the gpg command")
+@pytest.mark.parametrize(
+    "kind",
+    ["symmetric", "public-key", "public-key-long", "symmetric-armoured", "public-key-armoured"],
+)
+def test_real_pgp_messages_are_still_protected(kind: str) -> None:
+    data = _gpg_messages()[kind]
+    parts = extract(_attach(data, "application/octet-stream", "notes.gpg"))
+    assert protected(parts) == {"attachment 1 (pgp)": "PGP message"}
+    assert not unscanned(parts)
+    if kind.endswith("armoured"):
+        parts = extract(message(body="Hi\n" + data.decode()))
+        assert protected(parts) == {"body 1 (text/plain)": "PGP message"}
+        parts = extract(pgp_mime(data.decode()))
+        assert protected(parts) == {"body 1 (pgp-encrypted)": "PGP/MIME encrypted"}
+
+
+@pytest.mark.skipif(shutil.which("zip") is None, reason="needs the zip command")
+@pytest.mark.parametrize("level", ["-0", "-6"])  # stored, deflated
+def test_real_zip_encryption_is_still_protected(level: str, tmp_path: Path) -> None:
+    folder = tmp_path
+    (folder / "notes.txt").write_bytes(_LOOKALIKE_TEXT * 50)
+    (folder / "tiny.txt").write_bytes(b"x")
+    (folder / "empty.txt").write_bytes(b"")
+    (folder / "random.bin").write_bytes(os.urandom(100_000))
+    names = ["notes.txt", "tiny.txt", "empty.txt", "random.bin"]
+    subprocess.run(["zip", "-q", level, "-P", "secret", "a.zip", *names], cwd=folder, check=True)
+    parts = extract(_attach((folder / "a.zip").read_bytes(), "application/zip", "a.zip"))
+    # The empty member has nothing to hide: zip writes its 12-byte header, and read as
+    # clear it is empty, which is all it holds either way.
+    assert set(protected(parts).values()) <= {"encrypted ZIP", "encrypted ZIP member"}
+    assert protected(parts)
+    assert not unscanned(parts)
+    assert not any(NHS in text for text in texts(parts).values())
+
+
+@pytest.mark.parametrize("size", [0, 1, 200, 100_000])
+def test_aes_zip_with_its_extra_field_is_still_protected(size: int) -> None:
+    parts = extract(_attach(_aes_member(size), "application/zip", "a.zip"))
+    assert protected(parts) == {"attachment 1 (zip)": "encrypted ZIP"}
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 13, 40, 5000])
+def test_zipcrypto_members_of_any_size_are_still_protected(size: int) -> None:
+    for _ in range(20):  # the 12-byte header is random: no size may leave it to chance
+        data = encrypted_zip({"a.csv": os.urandom(size)})
+        parts = extract(_attach(data, "application/zip", "a.zip"))
+        assert protected(parts) == {"attachment 1 (zip)": "encrypted ZIP"}
