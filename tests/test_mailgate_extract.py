@@ -1643,17 +1643,24 @@ def _gpg_messages() -> dict[str, bytes]:
     home = tempfile.mkdtemp()
     os.chmod(home, 0o700)
     gen = ["--passphrase", "", "--quick-gen-key", "T <t@example.org>", "future-default"]
-    _gpg([*gen, "default", "never"], b"", home)
     key = ["--trust-model", "always", "-r", "t@example.org", "--encrypt"]
     sym = ["--passphrase", "pw", "--symmetric"]
     clear = _LOOKALIKE_TEXT * 4000  # 256 KiB: streamed in partial-length chunks
-    return {
-        "symmetric": _gpg(sym, _LOOKALIKE_TEXT, home),
-        "public-key": _gpg(key, _LOOKALIKE_TEXT, home),
-        "public-key-long": _gpg(["--compress-algo", "none", *key], clear, home),
-        "symmetric-armoured": _gpg(["--armor", *sym], _LOOKALIKE_TEXT, home),
-        "public-key-armoured": _gpg(["--armor", *key], clear, home),
-    }
+    try:
+        _gpg([*gen, "default", "never"], b"", home)
+        return {
+            "symmetric": _gpg(sym, _LOOKALIKE_TEXT, home),
+            "public-key": _gpg(key, _LOOKALIKE_TEXT, home),
+            "public-key-long": _gpg(["--compress-algo", "none", *key], clear, home),
+            "symmetric-armoured": _gpg(["--armor", *sym], _LOOKALIKE_TEXT, home),
+            "public-key-armoured": _gpg(["--armor", *key], clear, home),
+        }
+    finally:
+        # gpg starts an agent that outlives it: stop it, or every run leaves one behind.
+        subprocess.run(
+            ["gpgconf", "--homedir", home, "--kill", "all"], capture_output=True, check=False
+        )
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.mark.skipif(shutil.which("gpg") is None, reason="needs the gpg command")
