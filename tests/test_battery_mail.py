@@ -767,8 +767,7 @@ def hostile_messages(draw: st.DrawFn) -> bytes:
                 "utf16-attachment",
                 "zip",
                 "nested-zip",
-                # "fake-encrypted-zip": a known leak in mailgate/extract.py, pinned by the
-                # strict xfails in KNOWN_LEAKS; back in here once those pass.
+                "fake-encrypted-zip",
                 "broken-boundary",
                 "deep-nesting",
                 "huge-header",
@@ -977,12 +976,11 @@ def test_mutated_mime_never_500_never_crashes_never_leaks(
         planted += [b"\xef\xbc", b"\xc2\xa0", b"\xd9", b"\xe3\x85", b"\xe2\x80"]
         if any(mark in window for mark in planted):
             continue
-        # Nor on a header field, a boundary or a blank line: junk before the header block
-        # turns it into body text, a known leak (KNOWN_LEAKS, "junk-before-the-header-
-        # block-*") pinned by strict xfails; and junk inside a Content-Transfer-Encoding
-        # field leaves base64 undecoded for the reader too, which the blind decodings of
-        # ``views`` cannot tell from a leak. Header blocks are still mangled by
-        # test_random_bytes_never_500 and the broken-boundary shapes.
+        # Nor on a header field, a boundary or a blank line: junk inside a
+        # Content-Transfer-Encoding field leaves base64 undecoded for the reader too,
+        # which the blind decodings of ``views`` cannot tell from a leak. Junk before the
+        # header block is FOUND_LEAKS' "junk-before-the-header-block-*"; header blocks
+        # are also mangled by test_random_bytes_never_500 and the broken-boundary shapes.
         line = _line_at(bytes(data), at)
         if not line.strip() or _HEADERISH.match(line):
             continue
@@ -1542,28 +1540,23 @@ def test_encrypted_lookalikes_bombs_and_nesting_are_protected(
     _check_pii(hostile_site, build())
 
 
-# Reproducers for leaks in code this battery does not own (mailgate/extract.py is being
-# rewritten; mailgate/protect.py). Each is a message whose planted number reaches the
-# external recipient readable; strict, so a fix shows up as XPASS and the mark goes.
+# Leaks the battery found in code it does not own (mailgate/extract.py, scan.py,
+# protect.py), each a message whose planted number reached the external recipient
+# readable. They were strict xfails until fixed (ae4ad3b, cc9d176, eca4613, 127590f);
+# now they stay closed. The ZIPs: the "encrypted" bit (on the central directory, on
+# both headers, over stored or deflated data, with method 99 and no AES extra field)
+# was trusted over clear data.
 EXTRACT = "mailgate/extract.py: "
-KNOWN_LEAKS = [
+FOUND_LEAKS = [
     pytest.param(
         lambda: _zip_message(_zip_with([("notes.txt", PII_TEXT)], flag_central=True)),
         id="zip-flag-on-central-directory-only",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason=EXTRACT + "a ZIP whose central directory sets the 'encrypted' bit over "
-            "stored clear data is trusted as 'encrypted ZIP' and relayed",
-        ),
     ),
     pytest.param(
         lambda: _zip_message(
             _zip_with([("notes.txt", PII_TEXT)], flag_local=True, flag_central=True)
         ),
         id="zip-flag-on-both-headers-stored",
-        marks=pytest.mark.xfail(
-            strict=True, reason=EXTRACT + "the 'encrypted' bit over stored data is trusted"
-        ),
     ),
     pytest.param(
         lambda: _zip_message(
@@ -1575,9 +1568,6 @@ KNOWN_LEAKS = [
             )
         ),
         id="zip-flag-on-both-headers-deflated",
-        marks=pytest.mark.xfail(
-            strict=True, reason=EXTRACT + "the 'encrypted' bit over plain deflate is trusted"
-        ),
     ),
     pytest.param(
         lambda: _zip_message(
@@ -1586,9 +1576,6 @@ KNOWN_LEAKS = [
             )
         ),
         id="zip-aes-method-over-clear-data",
-        marks=pytest.mark.xfail(
-            strict=True, reason=EXTRACT + "method 99 (AES) with no AES extra field is trusted"
-        ),
     ),
 ]
 
@@ -1599,10 +1586,12 @@ PROTECT_PY = "mailgate/protect.py: "
 
 
 def _leak(build: Any, name: str, where: str, reason: str) -> Any:
-    return pytest.param(build, id=name, marks=pytest.mark.xfail(strict=True, reason=where + reason))
+    """One found leak: ``where`` it was and ``reason`` are its record in this file."""
+    assert where and reason
+    return pytest.param(build, id=name)
 
 
-KNOWN_LEAKS += [
+FOUND_LEAKS += [
     _leak(
         lambda: _multipart(
             COVER,
@@ -1707,8 +1696,8 @@ KNOWN_LEAKS += [
 ]
 
 
-@pytest.mark.parametrize("build", KNOWN_LEAKS)
-def test_known_leaks_in_code_the_battery_does_not_own(
+@pytest.mark.parametrize("build", FOUND_LEAKS)
+def test_leaks_the_battery_found_stay_closed(
     hostile_site: tuple[Running, SinkHandler], build: Any
 ) -> None:
     _check_pii(hostile_site, build())
