@@ -334,6 +334,41 @@ def _bench(
     return ok
 
 
+# Texts of nothing but identifier-like tokens: a scan must stay linear on them (the
+# gateway scans attachments of tens of MB). Four times the text may take about four
+# times as long; a quadratic scan would take sixteen.
+HOSTILE_UNITS = [
+    "12 ",
+    "1234 ",
+    "12-34-56 12345678 ",
+    "943 476 5919 ",
+    "AB 12 34 56 ",
+    "DOB ",
+    "born 1/1/2001 ",
+    "March 2024 ",
+    "Ann Lee 01/01/2001 ",
+    "patient 9434765919 ",
+]
+
+
+def hostile_repetition(runs: int) -> bool:
+    register = ClientRegister.from_entries(
+        b"bench-salt-0123456789abcdef", [RegisterEntry("Ann Lee", None, "01/01/2001")]
+    )
+    print("\nhostile repetition: time for 800 kB / time for 200 kB of one repeated unit")
+    worst = 0.0
+    for unit in HOSTILE_UNITS:
+        texts = [unit * (n // len(unit)) for n in (200_000, 800_000)]
+        small, large = (
+            _median_seconds(lambda t=t: detect(t, register=register), runs) for t in texts
+        )
+        ratio = large / small
+        worst = max(worst, ratio)
+        print(f"  {unit!r:24s} {small * 1000:7.1f} ms  {large * 1000:7.1f} ms  {ratio:5.1f}x")
+    figure("scanner: 4x hostile text costs (worst unit)", f"{worst:.1f}x time", "< 8x", worst < 8)
+    return worst < 8
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -350,6 +385,7 @@ def main() -> int:
     for name, share, seed in (("prose", 0.3, 7), ("digit-heavy", 0.9, 8)):
         text, planted = corpus(n_bytes, numeric_share=share, plant_every=20_000, seed=seed)
         ok = _bench(name, text, planted, register, args.runs, not args.no_naive) and ok
+    ok = hostile_repetition(args.runs) and ok
     print(f"\ncontract: >= {CONTRACT_MBPS:.0f} MB/s on prose: {'PASS' if ok else 'FAIL'}")
     return 0 if ok else 1
 

@@ -737,7 +737,7 @@ def test_zip_bomb_is_refused_without_inflating_it() -> None:
     raw = message(attachments=[(zip_bomb(), "application/zip", "export.zip")])
     start = time.monotonic()
     parts = extract(raw)
-    assert time.monotonic() - start < 1
+    assert time.monotonic() - start < 5  # inflating it would take far longer
     assert unscanned(parts) == {
         "attachment 1 (zip) / member 1 (csv)": "compression ratio over 200:1 (zip bomb?)"
     }
@@ -753,7 +753,7 @@ def test_office_file_that_is_a_zip_bomb_is_not_opened() -> None:
     )
     start = time.monotonic()
     parts = extract(message(attachments=[(bomb, "application/octet-stream", None)]))
-    assert time.monotonic() - start < 1
+    assert time.monotonic() - start < 5  # inflating it would take far longer
     assert unscanned(parts) == {"attachment 1 (docx)": "over 100 MiB uncompressed"}
 
 
