@@ -162,7 +162,8 @@ class Running:
                 code, text = next(iter(e.recipients.values()))
                 return code, text.decode()
             except smtplib.SMTPResponseException as e:
-                return e.smtp_code, e.smtp_error.decode()
+                error = e.smtp_error
+                return e.smtp_code, error.decode() if isinstance(error, bytes) else error
         return 250, "OK"
 
     def events(self) -> list[dict[str, Any]]:
