@@ -27,6 +27,7 @@ import quopri
 import re
 import socket
 import sqlite3
+import ssl
 import subprocess
 import threading
 import time
@@ -48,6 +49,7 @@ import mailgate.gateway as gateway_module
 from aupd.relay import deliver
 from aupd.store import EventWriter, connect
 from mailgate.pii import detect
+from tests.conftest import self_signed
 from tests.hypothesis_profiles import battery
 from tests.mailhelpers import (
     NHS,
@@ -347,6 +349,73 @@ def test_upstream_answers_at_data_then_retry_is_delivered_exactly_once(
     # And the gateway is still fine for the next message.
     sink[0].answer = None
     assert gateway.send(message(INTERNAL, "after", sender=CAROL), CAROL, [INTERNAL])[0] == 250
+
+
+class TlsSink:
+    """An upstream that offers STARTTLS with a certificate for 127.0.0.1, and records
+    each message with whether it came over TLS."""
+
+    def __init__(self, tmp: Path, *, offer: bool) -> None:
+        self.cert, key = self_signed(tmp)
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.cert, key)
+        self.received: list[tuple[list[str], bytes, bool]] = []
+        self.controller = Controller(
+            self,
+            hostname="127.0.0.1",
+            port=free_port(),
+            tls_context=context if offer else None,
+            decode_data=False,
+        )
+        self.controller.start()
+        self.port = self.controller.port
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        data = envelope.original_content or b""
+        self.received.append((list(envelope.rcpt_tos), data, session.ssl is not None))
+        return "250 OK"
+
+
+@pytest.mark.parametrize(
+    ("tls", "offer", "trusted", "first"),
+    [
+        ("auto", True, False, 4),  # offered, but the certificate is not trusted: no fallback
+        ("require", True, False, 4),
+        ("require", False, None, 4),  # not offered at all
+        ("auto", True, True, 2),  # the working case, for contrast
+    ],
+)
+@pytest.mark.parametrize("body", ["plain hello", PII_BODY])
+def test_upstream_tls_that_fails_gives_4xx_and_never_sends_in_clear(
+    running_for: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tls: str,
+    offer: bool,
+    trusted: bool | None,
+    first: int,
+    body: str,
+) -> None:
+    upstream = TlsSink(tmp_path, offer=offer)
+    try:
+        if trusted:
+            monkeypatch.setenv("SSL_CERT_FILE", str(upstream.cert))
+        gateway = running_for(upstream.port, upstream_tls=tls)
+        code, text = gateway.send(message(STRANGER, body, sender=CAROL), CAROL, [STRANGER])
+        assert code // 100 == first, (code, text)
+        if first == 4:
+            assert upstream.received == []  # not a byte of it went over plain SMTP
+            # Once the upstream's certificate is trusted, the client's retry goes, once.
+            monkeypatch.setenv("SSL_CERT_FILE", str(upstream.cert))
+            code, text = gateway.send(message(STRANGER, body, sender=CAROL), CAROL, [STRANGER])
+            assert code // 100 == (2 if offer else 4), (code, text)
+        to_stranger = [data for rcpts, data, _ in upstream.received if STRANGER in rcpts]
+        assert len(to_stranger) == (1 if offer else 0)  # delivered exactly once, or never
+        assert all(over_tls for *_, over_tls in upstream.received)
+        for data in to_stranger:
+            assert not clear_pii_in(data)
+    finally:
+        upstream.controller.stop()
 
 
 @pytest.mark.parametrize("mode", ["hang", "hang_at_dot", "drop_mid_data", "drop_at_dot"])
