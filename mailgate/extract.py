@@ -288,6 +288,8 @@ class _BoundedPolicy(EmailPolicy):
 
     def header_fetch_parse(self, name: str, value: str) -> str:
         unfolded = re.sub(r"\r?\n", "", value)
+        if name.lower() == "content-transfer-encoding":
+            return _mechanism(unfolded[:_MAX_RAW_HEADER])
         if name.lower() != "subject":
             return unfolded[:_MAX_RAW_HEADER]
         if len(value) <= _MAX_PARSED_SUBJECT:
@@ -295,6 +297,22 @@ class _BoundedPolicy(EmailPolicy):
                 parsed: str = super().header_fetch_parse(name, value)
                 return parsed
         return _decode_words(unfolded)
+
+
+_COMMENT: Final = re.compile(r"\([^()]*\)")
+
+
+def _mechanism(value: str) -> str:
+    """The transfer encoding a lenient reader applies: RFC 2045 lets comments and spaces
+    surround it ("BASE64 (sent by X)"), and some readers also drop quotes and a stray
+    ';'. email itself compares the raw value, so it would not decode that base64 and
+    the scanner would read the encoded text while the recipient reads the number."""
+    for _ in range(8):  # nested comments, innermost first; a bound, not a parser
+        value, found = _COMMENT.subn(" ", value)
+        if not found:
+            break
+    words = value.replace('"', " ").replace("'", " ").replace(";", " ").split()
+    return words[0].lower() if words else ""
 
 
 # LeanMessage: the big bodies of a big message stay in its raw bytes (see leanparse).

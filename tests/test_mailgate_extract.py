@@ -1711,3 +1711,33 @@ def test_zipcrypto_members_of_any_size_are_still_protected(size: int) -> None:
         data = encrypted_zip({"a.csv": os.urandom(size)})
         parts = extract(_attach(data, "application/zip", "a.zip"))
         assert protected(parts) == {"attachment 1 (zip)": "encrypted ZIP"}
+
+
+# --- transfer encodings a lenient reader still recognises --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cte", "decoded"),
+    [
+        (b"base64", True),
+        (b"BASE64 (sent by the scanner at reception)", True),  # RFC 2045 allows comments
+        (b"(a (nested) comment) Base64", True),
+        (b'"base64"', True),  # not RFC 2045, but readers strip the quotes
+        (b"base64;", True),
+        (b"base64 base64", True),
+        (b"7bit (plain)", False),  # sent as it is: the text itself is scanned
+    ],
+)
+def test_a_transfer_encoding_with_comments_or_quotes_is_still_applied(
+    cte: bytes, decoded: bool
+) -> None:
+    body = f"Patient NHS {NHS}\r\n".encode()
+    sent = base64.b64encode(body) if decoded else body
+    raw = (
+        b"Subject: notes\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: "
+        + cte
+        + b"\r\n\r\n"
+        + sent
+        + b"\r\n"
+    )
+    assert any(NHS in text for text in texts(extract(raw)).values())
