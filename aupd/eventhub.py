@@ -15,6 +15,7 @@ anonymous, so only processes forked by the supervisor can send to it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import signal
@@ -38,14 +39,15 @@ def channel() -> tuple[socket.socket, socket.socket]:
     return sending, receiving
 
 
-def parts(batch: Batch) -> list[bytes]:
-    """``batch`` pickled into datagrams of at most MAX_MESSAGE bytes, split as needed."""
+def parts(batch: Batch) -> list[tuple[Batch, bytes]]:
+    """``batch`` split into parts that pickle to at most MAX_MESSAGE bytes: each part
+    with its datagram."""
     if not batch:
         return []
     data = pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
     rows, rollups, drops = batch.rows, list(batch.rollups.items()), batch.drops
     if len(data) <= MAX_MESSAGE or (not rows and not rollups):  # drops: a few short reasons
-        return [data]
+        return [(batch, data)]
     if len(rows) + len(rollups) == 1:
         raise ValueError(f"one event is {len(data)} bytes, over {MAX_MESSAGE}")
     half_rows, half_rollups = len(rows) // 2, len(rollups) // 2
@@ -75,17 +77,17 @@ class EventForwarder(EventWriter):
 
     def _deliver(self, batch: Batch) -> None:
         try:
-            datagrams = parts(batch)
+            pieces = parts(batch)
         except (ValueError, pickle.PicklingError) as e:
             # Cannot happen with the rows aupd makes; if it does, count it, don't loop.
             self._note_drops(f"unsendable event: {e}", len(batch))
             return
-        for sent, data in enumerate(datagrams):
+        for sent, (_, data) in enumerate(pieces):
             try:
                 self._sending.send(data)
             except OSError as e:
-                rest = [pickle.loads(d) for d in datagrams[sent:]]  # noqa: S301 (our own)
-                raise Undelivered(_joined(rest), e) from e
+                # What went is the hub's; only the rest is kept, so nothing arrives twice.
+                raise Undelivered(_joined([piece for piece, _ in pieces[sent:]]), e) from e
 
 
 def _joined(batches: list[Batch]) -> Batch:
@@ -107,7 +109,6 @@ class Hub:
     def __init__(self, receiving: socket.socket, writer: EventWriter) -> None:
         self.receiving = receiving
         self.writer = writer
-        self.received = 0
 
     def serve(self, parent: int | None = None) -> None:
         """Until the STOP datagram (or, when given, the ``parent`` process is gone);
@@ -133,11 +134,9 @@ class Hub:
 
     def _drain(self) -> None:
         self.receiving.setblocking(False)
-        try:
+        with contextlib.suppress(BlockingIOError):  # the queue is empty
             while (data := self.receiving.recv(MAX_MESSAGE + 1024)) != STOP:
                 self._take(data)
-        except BlockingIOError:
-            pass
 
     def _take(self, data: bytes) -> None:
         try:
@@ -146,7 +145,6 @@ class Hub:
             logger.error("unreadable event batch from a worker", error=str(e))
             return
         if isinstance(batch, Batch):
-            self.received += len(batch)
             self.writer.merge(batch)
 
 

@@ -299,8 +299,7 @@ class EventWriter:
 
     def merge(self, batch: Batch) -> None:
         """Take on a batch another process buffered (the proxy workers' one writer).
-        Its drops are recorded here, under their own reasons, but not counted again in
-        this writer's stats beyond ``dropped``."""
+        Its drops are recorded in store_health here, under the reasons they came with."""
         for table, row in batch.rows:
             self.insert(table, row)
         for (table, key), counts in batch.rollups.items():

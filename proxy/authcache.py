@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 
 from mitmproxy import ctx
+from mitmproxy.addons.proxyauth import Htpasswd, Ldap
 
 TTL = 300.0  # seconds a successful login is trusted without asking the validator again
 MAX_ENTRIES = 10_000  # a bound, not a tuning knob: an office has far fewer logins
@@ -62,5 +63,5 @@ class AuthCache:
         validator = getattr(proxyauth, "validator", None)
         # Only what is costly to check: htpasswd files and LDAP. Single-user and "any"
         # are a string compare.
-        if validator is not None and type(validator).__name__ in {"Htpasswd", "Ldap"}:
+        if isinstance(validator, Htpasswd | Ldap):
             proxyauth.validator = CachedValidator(validator)

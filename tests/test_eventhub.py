@@ -39,10 +39,10 @@ def test_batches_split_into_datagrams_that_fit_and_lose_nothing(
     )
     sent = parts(batch)
     assert len(sent) <= datagrams
-    assert all(len(d) <= MAX_MESSAGE for d in sent)
+    assert all(len(d) <= MAX_MESSAGE for _, d in sent)
     hub_writer = EventWriter(Path("/nonexistent"), "t")
     hub = Hub(socket.socket(), hub_writer)
-    for data in sent:
+    for _, data in sent:
         hub._take(data)
     merged = hub_writer._take()
     assert merged.rows == batch.rows
