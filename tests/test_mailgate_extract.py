@@ -53,6 +53,13 @@ from tests.pki import email_certificate
 
 NHS = "943 476 5919"  # a valid test NHS number, grouped: always counts
 NHS_DIGITS = "9434765919"
+_RANDOM = random.Random(20261121)  # seeded: the same "random" bytes in every run
+
+
+def _noise(size: int) -> bytes:
+    return _RANDOM.randbytes(size)
+
+
 NAME = "Jane Doe 9434765919"  # an identifying file name: must never reach a label
 
 Attachment = tuple[bytes, str, str | None]  # data, "maintype/subtype", file name
@@ -279,7 +286,7 @@ def zipcrypto(data: bytes, password: bytes, crc: int) -> bytes:
     for byte in password:
         update(byte)
     out = bytearray()
-    for plain in os.urandom(11) + bytes([crc >> 24]) + data:
+    for plain in _noise(11) + bytes([crc >> 24]) + data:
         t = (keys[2] | 2) & 0xFFFF
         out.append(plain ^ (((t * (t ^ 1)) >> 8) & 0xFF))
         update(plain)
@@ -402,9 +409,9 @@ def _crc24(data: bytes) -> int:
 def pgp_message() -> str:
     """An armored OpenPGP message: a public-key session key packet (v3, RSA) and a
     symmetrically encrypted integrity-protected data packet, random inside."""
-    mpi = bytes([0x08, 0x00]) + os.urandom(256)
-    pkesk = bytes([3]) + os.urandom(8) + bytes([1]) + mpi
-    seipd = bytes([1]) + os.urandom(120)
+    mpi = bytes([0x08, 0x00]) + _noise(256)
+    pkesk = bytes([3]) + _noise(8) + bytes([1]) + mpi
+    seipd = bytes([1]) + _noise(120)
     packets = (
         bytes([0xC1, 192 + ((len(pkesk) - 192) >> 8), (len(pkesk) - 192) & 0xFF])
         + pkesk
@@ -847,7 +854,7 @@ def test_encrypted_opendocument_is_protected_only_if_content_is_not_clear() -> N
     assert b"encryption-data" in manifest
     members["META-INF/manifest.xml"] = manifest
     fake = zip_file(members)
-    members["content.xml"] = os.urandom(2000)
+    members["content.xml"] = _noise(2000)
     real = zip_file(members)
     assert protected(extract(message(attachments=[(real, "application/octet-stream", None)]))) == {
         "attachment 1 (odt)": "encrypted OpenDocument file"
@@ -1561,7 +1568,7 @@ LOOKALIKE_ENCRYPTION: dict[str, tuple[bytes, str]] = {
     ),
     "pgp-session-key-packet-alone": (
         _attach(
-            _PGP_FAKE_PKESK[:4] + os.urandom(0x4B + 0xC0 - 192 - 1) + _LOOKALIKE_TEXT,
+            _PGP_FAKE_PKESK[:4] + _noise(0x4B + 0xC0 - 192 - 1) + _LOOKALIKE_TEXT,
             "application/octet-stream",
             "notes.gpg",
         ),
@@ -1580,7 +1587,7 @@ LOOKALIKE_ENCRYPTION: dict[str, tuple[bytes, str]] = {
         "found",
     ),
     "pgp-armour-over-compressed-data": (
-        message(body="Hi\n" + _pgp_armor(bytes([0xC8, 30, 2]) + os.urandom(29))),
+        message(body="Hi\n" + _pgp_armor(bytes([0xC8, 30, 2]) + _noise(29))),
         "unscanned",  # a compressed packet: not encrypted, not read here
     ),
 }
@@ -1602,7 +1609,7 @@ def test_what_only_looks_encrypted_is_scanned_or_unscanned(name: str) -> None:
 def _aes_member(data_size: int = 200) -> bytes:
     """A WinZip AES-256 member as its headers and sizes are laid out (salt, password
     check, data, MAC), random inside: what ciphertext looks like."""
-    payload = os.urandom(16 + 2 + data_size + 10)
+    payload = _noise(16 + 2 + data_size + 10)
     entry = RawEntry("notes.txt", payload, 0, data_size, method=99, flags=1)
     raw = raw_zip([entry])
     # raw_zip writes no extra fields: splice the AES one into both headers.
@@ -1687,7 +1694,7 @@ def test_real_zip_encryption_is_still_protected(level: str, tmp_path: Path) -> N
     (folder / "notes.txt").write_bytes(_LOOKALIKE_TEXT * 50)
     (folder / "tiny.txt").write_bytes(b"x")
     (folder / "empty.txt").write_bytes(b"")
-    (folder / "random.bin").write_bytes(os.urandom(100_000))
+    (folder / "random.bin").write_bytes(_noise(100_000))
     names = ["notes.txt", "tiny.txt", "empty.txt", "random.bin"]
     subprocess.run(["zip", "-q", level, "-P", "secret", "a.zip", *names], cwd=folder, check=True)
     parts = extract(_attach((folder / "a.zip").read_bytes(), "application/zip", "a.zip"))
@@ -1708,7 +1715,7 @@ def test_aes_zip_with_its_extra_field_is_still_protected(size: int) -> None:
 @pytest.mark.parametrize("size", [1, 2, 3, 4, 13, 40, 5000])
 def test_zipcrypto_members_of_any_size_are_still_protected(size: int) -> None:
     for _ in range(20):  # the 12-byte header is random: no size may leave it to chance
-        data = encrypted_zip({"a.csv": os.urandom(size)})
+        data = encrypted_zip({"a.csv": _noise(size)})
         parts = extract(_attach(data, "application/zip", "a.zip"))
         assert protected(parts) == {"attachment 1 (zip)": "encrypted ZIP"}
 
