@@ -1,11 +1,11 @@
-"""One store writer for several processes: the proxy workers forward, one hub writes.
+"""One store writer for several processes: the workers forward, one hub writes.
 
-``aupd proxy --workers N`` runs N mitmproxy processes. Rather than N SQLite writers
-contending for the lock and N upserts of the same roll-up rows, each worker buffers its
-events as usual (an ``EventForwarder``: the same hot path as ``EventWriter``) and every
-second sends the batch, pickled, down one datagram socket that the supervisor made
-before forking anything. One hub process reads them all, merges roll-ups across workers
-and writes one transaction per second.
+``aupd proxy --workers N`` and ``aupd mailgate --workers N`` run N processes. Rather
+than N SQLite writers contending for the lock and N upserts of the same roll-up rows,
+each worker buffers its events as usual (an ``EventForwarder``: the same hot path as
+``EventWriter``) and every second sends the batch, pickled, down one datagram socket
+that the supervisor made before forking anything. One hub process reads them all,
+merges roll-ups across workers and writes one transaction per second.
 
 A datagram socket because every send is delivered whole or not at all: N senders can
 share one socket, a worker killed in the middle of a send leaves nothing half-written,

@@ -30,11 +30,11 @@ from aupd.spool import Spool, Spooled, new_id
 from aupd.store import EventWriter, iso, utc_now
 from aupd.users import UNKNOWN, Directory, Identity
 from mailgate.certs import CertDirectory
+from mailgate.limits import HourlyLimit, LimitFile, limits_path
 from mailgate.pii import ClientRegister
 from mailgate.register import load_register, register_stamp
 from mailgate.rules import (
     REJECT_TEXT,
-    HourlyLimit,
     RecipientPlan,
     Refusal,
     check_sender,
@@ -76,8 +76,10 @@ class Gateway:
         self.directory = Directory(config)
         self.certs = CertDirectory(self.mail.certs_dir)
         self.spool = Spool(self.mail.spool_dir)
-        self.messages = HourlyLimit(self.mail.max_messages_per_hour)
-        self.external = HourlyLimit(self.mail.max_external_recipients_per_hour)
+        # Shared by every worker process, and kept across restarts (mailgate.limits).
+        limits = LimitFile(limits_path(self.mail))
+        self.messages = HourlyLimit(limits, "messages", self.mail.max_messages_per_hour)
+        self.external = HourlyLimit(limits, "external", self.mail.max_external_recipients_per_hour)
         self._register: ClientRegister | None = None
         self._register_stamp: str | None = None
         self._register_checked = float("-inf")
@@ -155,18 +157,24 @@ class Gateway:
         tx: Transaction = getattr(session, "aupd", Transaction())
         client = session.peer[0] if isinstance(session.peer, tuple) else "-"
         sender = envelope.mail_from or ""
-        # One hand-off per message: scanning, protecting and relaying all block.
-        answer = await asyncio.to_thread(
-            self._process,
+        # One hand-off per message: scanning, protecting, relaying and counting all block.
+        return await asyncio.to_thread(
+            self._process_and_count,
             envelope.original_content or b"",
             sender,
             list(envelope.rcpt_tos),
             tx.who.name,
             client,
+            tx.external,
         )
+
+    def _process_and_count(
+        self, raw: bytes, sender: str, rcpts: list[str], user: str, client: str, external: int
+    ) -> str:
+        answer = self._process(raw, sender, rcpts, user, client)
         if answer.startswith("250"):
             self.messages.record(sender.lower())
-            self.external.record(sender.lower(), tx.external)
+            self.external.record(sender.lower(), external)
         return answer
 
     def _process(self, raw: bytes, sender: str, rcpts: list[str], user: str, client: str) -> str:
@@ -498,9 +506,10 @@ class Authenticator:
 
     MAX_FAILURES_PER_HOUR = 20  # clients try several mechanisms per login
 
-    def __init__(self, htpasswd: Htpasswd) -> None:
+    def __init__(self, htpasswd: Htpasswd, limits: LimitFile) -> None:
         self.htpasswd = htpasswd
-        self.failures = HourlyLimit(self.MAX_FAILURES_PER_HOUR)
+        # Shared by the workers and kept across restarts, as the sender limits are.
+        self.failures = HourlyLimit(limits, "auth-failures", self.MAX_FAILURES_PER_HOUR)
 
     def __call__(
         self,
@@ -623,4 +632,6 @@ def smtp_factory(
 
 def make_authenticator(config: Config) -> Authenticator | None:
     path = config.mailgate.auth_htpasswd
-    return Authenticator(Htpasswd.load(path)) if path else None
+    if not path:
+        return None
+    return Authenticator(Htpasswd.load(path), LimitFile(limits_path(config.mailgate)))

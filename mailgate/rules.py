@@ -14,10 +14,8 @@ carries ``[secure]``, in which case: S/MIME to their certificate, else ``on_miss
 
 from __future__ import annotations
 
-import time
-from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from aupd.config import MailgateConfig
 from aupd.users import Directory, Identity
@@ -105,39 +103,6 @@ def check_sender(sender: str, who: Identity, directory: Directory, config: Mailg
             f"{sender} can only be used from its owner's own devices or with their login.",
             event="spoofing",
         )
-
-
-@dataclass
-class HourlyLimit:
-    """Counts events per key over the last hour (a sliding window), in constant time."""
-
-    limit: int
-    window: float = 3600.0
-    _events: dict[str, deque[tuple[float, int]]] = field(default_factory=dict)
-    _totals: dict[str, int] = field(default_factory=dict)
-
-    def used(self, key: str, now: float | None = None) -> int:
-        events = self._events.get(key)
-        if not events:
-            return 0
-        cutoff = (time.monotonic() if now is None else now) - self.window
-        total = self._totals[key]
-        while events and events[0][0] <= cutoff:
-            total -= events.popleft()[1]
-        if not events:
-            del self._events[key], self._totals[key]
-            return 0
-        self._totals[key] = total
-        return total
-
-    def allows(self, key: str, amount: int = 1, now: float | None = None) -> bool:
-        return self.used(key, now) + amount <= self.limit
-
-    def record(self, key: str, amount: int = 1, now: float | None = None) -> None:
-        if amount:
-            stamp = time.monotonic() if now is None else now
-            self._events.setdefault(key, deque()).append((stamp, amount))
-            self._totals[key] = self._totals.get(key, 0) + amount
 
 
 @dataclass(frozen=True)

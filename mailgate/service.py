@@ -1,15 +1,30 @@
-"""``aupd mailgate``: the SMTP gateway in the foreground, plus its retry queue."""
+"""``aupd mailgate``: the SMTP gateway in the foreground, plus its retry queue.
+
+Scanning is CPU-bound and holds the GIL, so one process uses one core. With
+``--workers N`` (aupd.workers) N processes share the port through SO_REUSEPORT and send
+their events to one store writer. Only worker 0 runs the retry queue, so two processes
+never deliver the same queued message; if it dies, the supervisor starts a new worker 0,
+which takes the queue up again. The hourly limits are shared through a file
+(mailgate.limits), so N workers allow what one would.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import ctypes
 import ctypes.util
+import functools
+import os
+import socket
+import sys
+from collections.abc import Callable
+from dataclasses import replace
 
 import click
+import structlog
 
 from aupd import log
-from aupd.cli import App, pass_app
+from aupd.cli import App, fail, pass_app
 from aupd.config import Config
 from aupd.services import stop_on_signals
 from aupd.store import EventWriter
@@ -37,22 +52,36 @@ def keep_big_blocks_mapped() -> None:
         pass
 
 
-async def run_mailgate(config: Config, stop: asyncio.Event | None = None) -> None:
-    """Serve until SIGINT/SIGTERM (or ``stop`` is set)."""
+async def run_mailgate(
+    config: Config,
+    stop: asyncio.Event | None = None,
+    *,
+    writer: EventWriter | None = None,
+    worker: int | None = None,
+    listening: Callable[[], None] | None = None,
+) -> None:
+    """Serve until SIGINT/SIGTERM (or ``stop`` is set). As a worker of several
+    (``worker`` its number), events go to ``writer`` (the hub's forwarder), the port is
+    shared, ``listening`` is called once it listens, and only worker 0 runs the queue."""
     keep_big_blocks_mapped()
     from mailgate.gateway import Gateway, make_authenticator, smtp_factory
 
-    writer = EventWriter(config.store.path, "mailgate").start()
+    writer = (writer or EventWriter(config.store.path, "mailgate")).start()
     gateway = Gateway(config, writer)
     authenticator = make_authenticator(config)
     loop = asyncio.get_running_loop()
     listen = config.mailgate.listen
     server = await loop.create_server(
-        lambda: smtp_factory(gateway, config, authenticator), listen.host, listen.port
+        lambda: smtp_factory(gateway, config, authenticator),
+        listen.host,
+        listen.port,
+        reuse_port=worker is not None,
     )
     bound = [f"{s.getsockname()[0]}:{s.getsockname()[1]}" for s in server.sockets]
     stop = stop or stop_on_signals()
-    queue = asyncio.create_task(gateway.run_queue())
+    queue = asyncio.create_task(gateway.run_queue()) if worker in (None, 0) else None
+    if listening is not None:
+        listening()
     logger.info(
         "mailgate ready",
         listen=bound,
@@ -63,14 +92,73 @@ async def run_mailgate(config: Config, stop: asyncio.Event | None = None) -> Non
     finally:
         server.close()
         await server.wait_closed()
-        queue.cancel()
+        if queue is not None:
+            queue.cancel()
         writer.stop()
 
 
+def _worker(config: Config, number: int, sending: socket.socket, ready: int) -> None:
+    from aupd.eventhub import EventForwarder
+    from aupd.workers import tell_supervisor
+
+    log.configure()
+    # Every line a worker logs says which worker it is (the workers share stdout).
+    structlog.contextvars.bind_contextvars(worker=number)
+    logger.info("mailgate worker starting", pid=os.getpid())
+    asyncio.run(
+        run_mailgate(
+            config,
+            writer=EventForwarder(sending, "mailgate"),
+            worker=number,
+            listening=functools.partial(tell_supervisor, ready, number),
+        )
+    )
+
+
+def _prepare_shared_state(config: Config) -> None:
+    """What workers would otherwise race to create: the schema, the spool, the limits."""
+    from aupd.spool import FOLDERS, Spool
+    from aupd.store import connect
+    from mailgate.limits import LimitFile, limits_path
+
+    connect(config.store.path).conn.close()
+    spool = Spool(config.mailgate.spool_dir)
+    for folder in FOLDERS:
+        spool.folder(folder)
+    LimitFile(limits_path(config.mailgate)).create()
+
+
+def serve(config: Config, workers: int) -> int:
+    """Run ``workers`` gateway processes until SIGTERM/SIGINT; supervise them.
+    Returns the exit status: 0, or 1 when the workers could not be kept running."""
+    from aupd.workers import Pool, fixed_port, supervise
+
+    listen = fixed_port(config.mailgate.listen)
+    config = replace(config, mailgate=replace(config.mailgate, listen=listen))
+    _prepare_shared_state(config)
+    pool = Pool("mailgate", listen, config.store.path, functools.partial(_worker, config))
+    return supervise(pool, workers)
+
+
 @click.command("mailgate")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Gateway processes sharing the port (default: one per CPU core).",
+)
 @pass_app
-def mailgate_command(app: App) -> None:
+def mailgate_command(app: App, workers: int | None) -> None:
     """Run the outbound mail gateway (aiosmtpd) in the foreground."""
+    from aupd.workers import PortInUse, default_workers
+
     config = app.config
     log.configure()
-    asyncio.run(run_mailgate(config))
+    workers = workers or default_workers()
+    if workers == 1:
+        asyncio.run(run_mailgate(config))
+        return
+    try:
+        sys.exit(serve(config, workers))
+    except PortInUse as e:
+        fail(str(e), code=2)

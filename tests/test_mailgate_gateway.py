@@ -583,15 +583,3 @@ def test_smtp_auth_is_not_offered_in_clear_text(auth_gateway: Running) -> None:
         assert not client.has_extn("auth")
         code, _ = client.docmd("AUTH", "PLAIN AGFsaWNlAGNvcnJlY3QgaG9yc2U=")
     assert code == 538  # encryption required: the password never crosses in clear
-
-
-def test_hourly_limit_window_slides_and_stays_exact() -> None:
-    from mailgate.rules import HourlyLimit
-
-    limit = HourlyLimit(limit=5, window=10.0)
-    limit.record("a", 3, now=0.0)
-    limit.record("a", 2, now=5.0)
-    assert not limit.allows("a", 1, now=9.0)
-    assert limit.used("a", now=10.0) == 2  # the first three left the window
-    assert limit.allows("a", 3, now=10.0) and not limit.allows("a", 4, now=10.0)
-    assert limit.used("a", now=15.0) == 0 and limit.used("b", now=15.0) == 0
