@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -15,9 +14,50 @@ from aupd import log
 from aupd.cli import App, fail, pass_app
 from aupd.config import Config
 from aupd.services import stop_on_signals
+from aupd.workers import run_service, workers_option
 
 if TYPE_CHECKING:
     from aupd.store import EventWriter
+
+
+def proxy_engine() -> list[object]:
+    """The mitmproxy addons a filtering proxy needs, of the ~35 mitmdump loads.
+
+    mitmproxy offers every hook to every addon, twice per flow event (the hook, then
+    "update"), so each addon loaded costs each request time whether it acts or not. The
+    rest (replay, map_local/map_remote, header and body rewriting, saving flows, scripts,
+    the mitm.it onboarding app, the browser launcher...) are tools for a person
+    debugging traffic: on a filtering proxy they would only be doors a --set could open.
+    """
+    from mitmproxy.addons import (
+        block,
+        core,
+        disable_h2c,
+        dns_resolver,
+        errorcheck,
+        next_layer,
+        proxyauth,
+        proxyserver,
+        strip_dns_https_records,
+        tlsconfig,
+        update_alt_svc,
+        upstream_auth,
+    )
+
+    return [
+        core.Core(),
+        block.Block(),  # block_global: no clients from outside the local networks
+        strip_dns_https_records.StripDnsHttpsRecords(),
+        disable_h2c.DisableH2C(),
+        proxyauth.ProxyAuth(),
+        proxyserver.Proxyserver(),
+        dns_resolver.DnsResolver(),
+        next_layer.NextLayer(),
+        tlsconfig.TlsConfig(),
+        upstream_auth.UpstreamAuth(),
+        update_alt_svc.UpdateAltSvc(),
+        errorcheck.ErrorCheck(),
+    ]
 
 
 async def run_proxy(
@@ -30,16 +70,16 @@ async def run_proxy(
     ``new_writer`` makes the store writer (default: one of this process's own);
     ``extra_addons`` go after aupd's (a proxy worker's word to its supervisor)."""
     from mitmproxy.exceptions import OptionsError
+    from mitmproxy.master import Master
     from mitmproxy.options import Options
-    from mitmproxy.tools.dump import DumpMaster
 
     from aupd.init import ensure_ca
     from proxy.enforce import make_addons
 
     ensure_ca(config.proxy.confdir, config.organisation.name)
     options = Options()
-    master = DumpMaster(options, with_termlog=True, with_dumper=False)
-    master.addons.add(*make_addons(config, new_writer), *extra_addons)
+    master = Master(options, with_termlog=True)
+    master.addons.add(*proxy_engine(), *make_addons(config, new_writer), *extra_addons)
     # Setting options after the addons are in triggers every addon's configure(), ours too.
     try:
         options.update(
@@ -63,27 +103,15 @@ async def run_proxy(
 
 
 @click.command("proxy")
-@click.option(
-    "--workers",
-    type=click.IntRange(1, 64),
-    default=None,
-    help="Proxy processes sharing the port (default: one per CPU core).",
-)
+@workers_option("Proxy")
 @pass_app
 def proxy_command(app: App, workers: int | None) -> None:
     """Run the web filter (mitmproxy with the aupd addons) in the foreground."""
-    from proxy.workers import PortInUse, default_workers, serve
+    from proxy.workers import serve
 
     config = app.config
     log.configure()
-    workers = workers or default_workers()
-    if workers == 1:
-        asyncio.run(run_proxy(config))
-        return
-    try:
-        sys.exit(serve(config, workers))
-    except PortInUse as e:
-        fail(str(e), code=2)
+    run_service(workers, lambda: asyncio.run(run_proxy(config)), lambda n: serve(config, n))
 
 
 @click.command("check-url")
