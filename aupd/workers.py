@@ -18,18 +18,23 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import multiprocessing
 import os
 import signal
 import socket
+import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.process import BaseProcess
 from pathlib import Path
+from typing import Literal, TypeVar
+
+import click
 
 from aupd import log
-from aupd.config import HostPort
+from aupd.config import Config, HostPort
 
 logger = log.get("aupd.workers")
 
@@ -40,10 +45,37 @@ _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 # (number, the socket to the hub, the ready pipe's write end): runs the worker until it stops
 Worker = Callable[[int, socket.socket, int], None]
+_Command = TypeVar("_Command", bound=Callable[..., object])
 
 
 def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)))
+
+
+def workers_option(what: str) -> Callable[[_Command], _Command]:
+    """A service command's ``--workers N``; ``what`` names its processes in the help."""
+    return click.option(
+        "--workers",
+        type=click.IntRange(1, 64),
+        default=None,
+        help=f"{what} processes sharing the port (default: one per CPU core).",
+    )
+
+
+def run_service(workers: int | None, one: Callable[[], object], pool: Callable[[int], int]) -> None:
+    """A service command's body: with one worker ``one()`` serves in this process, with
+    more ``pool(workers)`` supervises them; the process exits with the pool's status, or
+    2 when the port is taken."""
+    from aupd.cli import fail
+
+    workers = workers or default_workers()
+    if workers == 1:
+        one()
+        return
+    try:
+        sys.exit(pool(workers))
+    except PortInUse as e:
+        fail(str(e), code=2)
 
 
 class PortInUse(Exception):
@@ -78,6 +110,24 @@ class Pool:
     listen: HostPort
     store: Path
     worker: Worker
+
+
+def serve(
+    config: Config,
+    component: Literal["proxy", "mailgate"],
+    workers: int,
+    worker: Callable[[Config, int, socket.socket, int], None],
+    prepare: Callable[[Config], None],
+) -> int:
+    """Run ``workers`` processes of ``worker`` (with the config, its port fixed) until
+    SIGTERM/SIGINT, supervised; ``prepare`` first makes what they would race to create.
+    Returns the exit status: 0, or 1 when the workers could not be kept running."""
+    section = getattr(config, component)
+    listen = fixed_port(section.listen)
+    config = replace(config, **{component: replace(section, listen=listen)})
+    prepare(config)
+    pool = Pool(component, listen, config.store.path, functools.partial(worker, config))
+    return supervise(pool, workers)
 
 
 def supervise(pool: Pool, workers: int) -> int:

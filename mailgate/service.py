@@ -16,18 +16,18 @@ import ctypes.util
 import functools
 import os
 import socket
-import sys
 from collections.abc import Callable
-from dataclasses import replace
 
 import click
 import structlog
 
+import aupd.workers
 from aupd import log
-from aupd.cli import App, fail, pass_app
+from aupd.cli import App, pass_app
 from aupd.config import Config
 from aupd.services import stop_on_signals
 from aupd.store import EventWriter
+from aupd.workers import run_service, tell_supervisor, workers_option
 
 logger = log.get("aupd.mailgate")
 
@@ -99,7 +99,6 @@ async def run_mailgate(
 
 def _worker(config: Config, number: int, sending: socket.socket, ready: int) -> None:
     from aupd.eventhub import EventForwarder
-    from aupd.workers import tell_supervisor
 
     log.configure()
     # Every line a worker logs says which worker it is (the workers share stdout).
@@ -131,34 +130,14 @@ def _prepare_shared_state(config: Config) -> None:
 def serve(config: Config, workers: int) -> int:
     """Run ``workers`` gateway processes until SIGTERM/SIGINT; supervise them.
     Returns the exit status: 0, or 1 when the workers could not be kept running."""
-    from aupd.workers import Pool, fixed_port, supervise
-
-    listen = fixed_port(config.mailgate.listen)
-    config = replace(config, mailgate=replace(config.mailgate, listen=listen))
-    _prepare_shared_state(config)
-    pool = Pool("mailgate", listen, config.store.path, functools.partial(_worker, config))
-    return supervise(pool, workers)
+    return aupd.workers.serve(config, "mailgate", workers, _worker, _prepare_shared_state)
 
 
 @click.command("mailgate")
-@click.option(
-    "--workers",
-    type=click.IntRange(1, 64),
-    default=None,
-    help="Gateway processes sharing the port (default: one per CPU core).",
-)
+@workers_option("Gateway")
 @pass_app
 def mailgate_command(app: App, workers: int | None) -> None:
     """Run the outbound mail gateway (aiosmtpd) in the foreground."""
-    from aupd.workers import PortInUse, default_workers
-
     config = app.config
     log.configure()
-    workers = workers or default_workers()
-    if workers == 1:
-        asyncio.run(run_mailgate(config))
-        return
-    try:
-        sys.exit(serve(config, workers))
-    except PortInUse as e:
-        fail(str(e), code=2)
+    run_service(workers, lambda: asyncio.run(run_mailgate(config)), lambda n: serve(config, n))

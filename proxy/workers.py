@@ -13,20 +13,13 @@ import asyncio
 import functools
 import os
 import socket
-from dataclasses import replace
 
+import aupd.workers
 from aupd import log
 from aupd.config import Config
-from aupd.workers import (
-    Pool,
-    PortInUse,
-    default_workers,
-    fixed_port,
-    supervise,
-    tell_supervisor,
-)
+from aupd.workers import default_workers, tell_supervisor
 
-__all__ = ["PortInUse", "default_workers", "serve"]
+__all__ = ["default_workers", "serve"]  # default_workers: the tests' start_proxy
 
 
 class _TellSupervisor:
@@ -74,8 +67,4 @@ def _prepare_shared_state(config: Config) -> None:
 def serve(config: Config, workers: int) -> int:
     """Run ``workers`` proxy processes until SIGTERM/SIGINT; supervise them.
     Returns the exit status: 0, or 1 when the workers could not be kept running."""
-    listen = fixed_port(config.proxy.listen)
-    config = replace(config, proxy=replace(config.proxy, listen=listen))
-    _prepare_shared_state(config)
-    pool = Pool("proxy", listen, config.store.path, functools.partial(_worker, config))
-    return supervise(pool, workers)
+    return aupd.workers.serve(config, "proxy", workers, _worker, _prepare_shared_state)

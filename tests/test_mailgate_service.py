@@ -5,6 +5,7 @@ a killed worker is replaced."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -180,3 +181,35 @@ def test_a_killed_worker_is_replaced_and_mail_still_flows(service: Gateway) -> N
     assert service.process.wait(timeout=30) == 0
     assert len(service.events()) == 10
     assert service.lines("mailgate workers ready") != []
+
+
+@pytest.mark.parametrize(("worker", "runs_queue"), [(None, True), (0, True), (1, False)])
+def test_only_worker_0_runs_the_retry_queue(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, worker: int | None, runs_queue: bool
+) -> None:
+    """Two workers retrying the same queued message would deliver it twice."""
+    from mailgate.gateway import Gateway as Handler
+    from mailgate.service import run_mailgate
+    from tests.mailhelpers import gateway_config
+
+    started: list[int | None] = []
+
+    async def queue(self: Handler, interval: float = 30.0) -> None:
+        started.append(worker)
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(Handler, "run_queue", queue)
+    config = gateway_config(tmp_path, None, listen="127.0.0.1:0")
+
+    async def serve() -> None:
+        stop, listening = asyncio.Event(), asyncio.Event()
+        task = asyncio.create_task(
+            run_mailgate(config, stop, worker=worker, listening=listening.set)
+        )
+        await listening.wait()
+        await asyncio.sleep(0)  # the queue's task, if any, has started by now
+        stop.set()
+        await task
+
+    asyncio.run(serve())
+    assert bool(started) is runs_queue
