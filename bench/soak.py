@@ -171,23 +171,8 @@ def care_note(to: tuple[str, ...], nhs: str, ni: str, n: int) -> bytes:
 # --------------------------------------------------------------------------- memory
 
 
-def process_tree(root: int) -> set[int]:
-    """``root`` and its live descendants (the proxy's forked workers), from /proc."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parents[int(entry.name)] = int(
-                    (entry / "stat").read_text().rsplit(")", 1)[1].split()[1]
-                )
-            except OSError:
-                continue
-    tree, grew = {root}, True
-    while grew:
-        more = {child for child, parent in parents.items() if parent in tree} - tree
-        tree |= more
-        grew = bool(more)
-    return tree
+# ``root`` and its live descendants (the proxy's and the gateway's forked workers)
+process_tree = mailbench.process_tree
 
 
 def rss_kb(pids: set[int]) -> int:
