@@ -6,7 +6,6 @@ a killed worker is replaced."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import signal
@@ -83,9 +82,7 @@ def service(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Gateway]
     if running.process.poll() is None:
         running.process.kill()
         running.process.wait()
-    for pid in running.worker_pids().values():  # a pool whose supervisor was killed
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    # Its workers, if any, go with it (aupd.workers: PR_SET_PDEATHSIG).
 
 
 def reply(sock: socket.socket) -> bytes:
