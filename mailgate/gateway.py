@@ -77,7 +77,7 @@ class Gateway:
         self.certs = CertDirectory(self.mail.certs_dir)
         self.spool = Spool(self.mail.spool_dir)
         # Shared by every worker process, and kept across restarts (mailgate.limits).
-        limits = LimitFile(limits_path(self.mail))
+        limits = LimitFile(limits_path(config))
         self.messages = HourlyLimit(limits, "messages", self.mail.max_messages_per_hour)
         self.external = HourlyLimit(limits, "external", self.mail.max_external_recipients_per_hour)
         self._register: ClientRegister | None = None
@@ -634,4 +634,4 @@ def make_authenticator(config: Config) -> Authenticator | None:
     path = config.mailgate.auth_htpasswd
     if not path:
         return None
-    return Authenticator(Htpasswd.load(path), LimitFile(limits_path(config.mailgate)))
+    return Authenticator(Htpasswd.load(path), LimitFile(limits_path(config)))

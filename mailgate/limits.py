@@ -3,9 +3,11 @@
 ``aupd mailgate --workers N`` runs N processes: limits kept in each one's memory would let
 a sender (or a password guesser) have N times the allowance, and restarting the gateway
 would give a compromised account a fresh hour. So the counts live in a small SQLite file
-of their own beside the spool (``limits.sqlite``), not in the store: the store's writes
-are batched by one writer per second, too late for a limit, and its lock is the store
-writer's to hold.
+of their own beside the store (``mail-limits.sqlite``), not in the store: the store's
+writes are batched by one writer per second, too late for a limit, and its lock is the
+store writer's to hold. Not in the spool either: a full spool (the queue of an upstream
+that is down) answers 451 for what needs writing there, and must not also stop the
+checks.
 
 Counts are kept in slots of a sixtieth of the window (a minute of the hour), one row per
 (kind, key, slot), so a key has at most 61 rows whatever its limit: a check sums those
@@ -34,11 +36,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from aupd import log
-from aupd.config import MailgateConfig
+from aupd.config import Config
 
 logger = log.get("aupd.mailgate")
 
-LIMITS_FILE = "limits.sqlite"
+LIMITS_FILE = "mail-limits.sqlite"
 BUSY_TIMEOUT = 0.2  # seconds; the loop must not wait longer than this on another worker
 PRUNE_EVERY = 60.0  # seconds between deletions of old rows (per process)
 SLOTS = 60  # slots per window
@@ -55,8 +57,8 @@ CREATE INDEX IF NOT EXISTS counts_slot ON counts (slot);
 """
 
 
-def limits_path(mail: MailgateConfig) -> Path:
-    return mail.spool_dir / LIMITS_FILE
+def limits_path(config: Config) -> Path:
+    return config.state_dir / LIMITS_FILE
 
 
 class LimitFile:

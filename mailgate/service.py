@@ -124,7 +124,7 @@ def _prepare_shared_state(config: Config) -> None:
     spool = Spool(config.mailgate.spool_dir)
     for folder in FOLDERS:
         spool.folder(folder)
-    LimitFile(limits_path(config.mailgate)).create()
+    LimitFile(limits_path(config)).create()
 
 
 def serve(config: Config, workers: int) -> int:
