@@ -2,7 +2,9 @@
 
 Plain HTTP: the same load for every proxy (wrk, 50 connections, a 2 KB response from a
 loopback origin): ``aupd proxy`` (1 and 2 workers), bare ``mitmdump`` (and with
-connection_strategy=lazy, as aupd runs it), Squid (Debian's ``squid``, a throw-away
+connection_strategy=lazy, as aupd runs it), mitmproxy with the addon set aupd runs
+(``proxy.cli.proxy_engine``: fewer than mitmdump's) but none of aupd's own addons, so
+aupd against it is the cost of the filtering itself, Squid (Debian's ``squid``, a throw-away
 instance: no cache, no logs, loopback only) and Squid with squidGuard as its
 url_rewrite_program (Debian's ``squidguard``, its DB built from the same lists aupd
 uses, by bench/lookup.py's code) when they are installed.
@@ -563,7 +565,32 @@ def worker_memory(tmp: Path, origin_port: int, domains: int, listed: int) -> Non
     figure(f"{tag}: RSS if all index resident", f"{worst:.0f} MB")
 
 
-PROXIES = ("mitmdump", "mitm-lazy", "mitm-pass", "aupd", "aupd-2w", "squid", "squid+sg")
+PROXIES = (
+    *("mitmdump", "mitm-lazy", "mitm-lean", "mitm-pass", "aupd", "aupd-2w", "squid", "squid+sg"),
+)
+
+
+def lean_mitmproxy(port: int, confdir: str) -> None:
+    """mitmproxy as aupd runs it (its addon set, lazy connect) without aupd's own addons:
+    what aupd's filtering, logging and login costs is aupd against this."""
+    from mitmproxy.master import Master
+    from mitmproxy.options import Options
+
+    from proxy.cli import proxy_engine
+
+    async def main() -> None:
+        master = Master(Options(), with_termlog=True)
+        master.addons.add(*proxy_engine())
+        master.options.update(
+            listen_host="127.0.0.1",
+            listen_port=port,
+            confdir=confdir,
+            termlog_verbosity="warn",
+            connection_strategy="lazy",
+        )
+        await master.run()
+
+    asyncio.run(main())
 
 
 def main() -> None:
@@ -581,7 +608,13 @@ def main() -> None:
     parser.add_argument(
         "--listed", type=int, default=3000, help="listed hosts requested in the memory part"
     )
+    parser.add_argument(
+        "--lean-mitmproxy", nargs=2, metavar=("PORT", "CONFDIR"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
+    if args.lean_mitmproxy:
+        lean_mitmproxy(int(args.lean_mitmproxy[0]), args.lean_mitmproxy[1])
+        return
     only = set(args.only.split(","))
     if unknown := only - {*PROXIES, "memory"}:
         raise SystemExit(f"--only: unknown {', '.join(sorted(unknown))}")
@@ -614,6 +647,12 @@ def main() -> None:
             "mitmdump": (mitmdump, True, True),  # intercepts HTTPS
             # Like for like: aupd runs mitmproxy with connection_strategy=lazy.
             "mitm-lazy": ([*mitmdump, "--set", "connection_strategy=lazy"], True, False),
+            # aupd's engine (fewer mitmproxy addons than mitmdump) without aupd's addons.
+            "mitm-lean": (
+                [sys.executable, __file__, "--lean-mitmproxy", "0", str(tmp / "bare")],
+                True,
+                False,
+            ),
             "mitm-pass": ([*mitmdump, "--ignore-hosts", ".*"], False, True),
             "aupd": ([AUPD, "--config", str(config), "proxy", "--workers", "1"], True, True),
             "aupd-2w": ([AUPD, "--config", str(config), "proxy", "--workers", "2"], True, False),
@@ -703,6 +742,7 @@ def summarise(
     for anchor, label, target in (
         ("mitmdump", "mitmdump", 0.9),
         ("mitm-lazy", "mitmdump lazy", None),
+        ("mitm-lean", "mitmproxy as aupd runs it, no aupd addons", None),
         ("squid", "Squid", None),
         ("squid+sg", "Squid+squidGuard", None),
     ):
@@ -717,7 +757,7 @@ def summarise(
                 figure(f"proxy: plain HTTP aupd/{label}", f"{ratio:.2f}x")
     if "aupd" in loads and "aupd-2w" in loads:
         scaling(loads["aupd"], loads["aupd-2w"])
-    for name in ("aupd", "mitmdump", "mitm-lazy", "squid", "squid+sg"):
+    for name in ("aupd", "mitmdump", "mitm-lazy", "mitm-lean", "squid", "squid+sg"):
         if name in rates:
             figure(f"proxy: plain HTTP {name}", f"{med(rates[name]):.0f} req/s")
     if "aupd" in cpu and "mitm-pass" in cpu:
