@@ -8,13 +8,16 @@ accepted, so the gateway knows what it still owns when something fails half way.
 
 from __future__ import annotations
 
+import functools
 import re
 import smtplib
+import socket
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from aupd.config import MailgateConfig
+from aupd.tls import client_context
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,13 @@ class UpstreamError(Exception):
         self.failure = failure
 
 
+@functools.cache
+def local_hostname() -> str:
+    """The name this host gives in EHLO and its greeting. Looked up once: smtplib and
+    aiosmtpd would ask the resolver (a reverse lookup) on every connection."""
+    return socket.getfqdn()
+
+
 def _password(config: MailgateConfig) -> str | None:
     path: Path | None = config.upstream_password_file
     return path.read_text().strip() if path else None
@@ -60,13 +70,18 @@ def _password(config: MailgateConfig) -> str | None:
 def _connect(config: MailgateConfig, timeout: float) -> smtplib.SMTP:
     assert config.upstream is not None
     try:
-        client = smtplib.SMTP(config.upstream.host, config.upstream.port, timeout=timeout)
+        client = smtplib.SMTP(
+            config.upstream.host,
+            config.upstream.port,
+            local_hostname=local_hostname(),
+            timeout=timeout,
+        )
     except (OSError, smtplib.SMTPException) as e:
         raise UpstreamError(Failure(451, f"upstream {config.upstream} unreachable: {e}")) from None
     try:
         client.ehlo()
         if config.upstream_tls != "off" and client.has_extn("starttls"):
-            client.starttls(context=ssl.create_default_context())
+            client.starttls(context=client_context())
             client.ehlo()
         elif config.upstream_tls == "require":
             raise UpstreamError(Failure(451, f"upstream {config.upstream} does not offer STARTTLS"))

@@ -25,12 +25,13 @@ from cryptography import x509
 from aupd import log
 from aupd.config import Config
 from aupd.htpasswd import Htpasswd
-from aupd.relay import DeliveryReport, Failure, Outgoing, deliver
+from aupd.relay import DeliveryReport, Failure, Outgoing, deliver, local_hostname
 from aupd.spool import Spool, Spooled, new_id
 from aupd.store import EventWriter, iso, utc_now
+from aupd.tls import server_context
 from aupd.users import UNKNOWN, Directory, Identity
 from mailgate.certs import CertDirectory
-from mailgate.limits import HourlyLimit, LimitFile, limits_path
+from mailgate.limits import HourlyLimit, LimitFile
 from mailgate.pii import ClientRegister
 from mailgate.register import load_register, register_stamp
 from mailgate.rules import (
@@ -77,7 +78,7 @@ class Gateway:
         self.certs = CertDirectory(self.mail.certs_dir)
         self.spool = Spool(self.mail.spool_dir)
         # Shared by every worker process, and kept across restarts (mailgate.limits).
-        limits = LimitFile(limits_path(config))
+        limits = LimitFile(config.mail_limits_path)
         self.messages = HourlyLimit(limits, "messages", self.mail.max_messages_per_hour)
         self.external = HourlyLimit(limits, "external", self.mail.max_external_recipients_per_hour)
         self._register: ClientRegister | None = None
@@ -537,10 +538,7 @@ def tls_context(config: Config) -> ssl.SSLContext | None:
     mail = config.mailgate
     if mail.tls_cert is None or mail.tls_key is None:
         return None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(mail.tls_cert, mail.tls_key)
-    return context
+    return server_context(mail.tls_cert, mail.tls_key)
 
 
 class GatewaySMTP(SMTP):
@@ -622,6 +620,7 @@ def smtp_factory(
         enable_SMTPUTF8=True,
         decode_data=False,
         ident="aupd mail gateway",
+        hostname=local_hostname(),  # else aiosmtpd asks the resolver on every connection
         command_call_limit=100,
         timeout=300,
         tls_context=tls_context(config),
@@ -634,4 +633,4 @@ def make_authenticator(config: Config) -> Authenticator | None:
     path = config.mailgate.auth_htpasswd
     if not path:
         return None
-    return Authenticator(Htpasswd.load(path), LimitFile(limits_path(config)))
+    return Authenticator(Htpasswd.load(path), LimitFile(config.mail_limits_path))
