@@ -568,6 +568,11 @@ class Config:
         """Folder for small state files (secrets, locks): beside the store."""
         return self.store.path.parent
 
+    @property
+    def mail_limits_path(self) -> Path:
+        """The mail gateway's hourly counts, shared by its workers (mailgate.limits)."""
+        return self.state_dir / "mail-limits.sqlite"
+
     def user(self, name: str) -> User | None:
         return next((u for u in self.users if u.name == name), None)
 

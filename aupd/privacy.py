@@ -518,6 +518,11 @@ def dpia_facts(config: Config) -> str:
         f"  Mail held for the manager or waiting to be sent: {config.mailgate.spool_dir} "
         f"({_file_access(config.mailgate.spool_dir)})."
     )
+    limits = config.mail_limits_path
+    para(
+        f"  Mail rate-limit counts: {limits} ({_file_access(limits)}): per sender and per "
+        "client address, as one-way hashes, for the last hour only."
+    )
     para(f"  Weekly reports: {config.reports.out_dir} ({_file_access(config.reports.out_dir)}).")
     para(
         f"  Key for pseudonyms and signed forms: {config.state_dir / SECRET_FILE} "

@@ -36,11 +36,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from aupd import log
-from aupd.config import Config
 
 logger = log.get("aupd.mailgate")
 
-LIMITS_FILE = "mail-limits.sqlite"
 BUSY_TIMEOUT = 0.2  # seconds; the loop must not wait longer than this on another worker
 PRUNE_EVERY = 60.0  # seconds between deletions of old rows (per process)
 SLOTS = 60  # slots per window
@@ -55,10 +53,6 @@ CREATE TABLE IF NOT EXISTS counts (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS counts_slot ON counts (slot);
 """
-
-
-def limits_path(config: Config) -> Path:
-    return config.state_dir / LIMITS_FILE
 
 
 class LimitFile:

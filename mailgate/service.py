@@ -118,13 +118,13 @@ def _prepare_shared_state(config: Config) -> None:
     """What workers would otherwise race to create: the schema, the spool, the limits."""
     from aupd.spool import FOLDERS, Spool
     from aupd.store import connect
-    from mailgate.limits import LimitFile, limits_path
+    from mailgate.limits import LimitFile
 
     connect(config.store.path).conn.close()
     spool = Spool(config.mailgate.spool_dir)
     for folder in FOLDERS:
         spool.folder(folder)
-    LimitFile(limits_path(config)).create()
+    LimitFile(config.mail_limits_path).create()
 
 
 def serve(config: Config, workers: int) -> int:

@@ -121,6 +121,8 @@ def test_dpia_facts_are_read_from_the_schema_and_the_config(tmp_path: Path) -> N
     assert "the query string is never stored" in text  # a column comment from the schema
     assert "shown by name" in text
     assert "adult, gambling" in text  # the blocked categories configured
+    unwrapped = "".join(text.split())  # para() wraps lines, and breaks a long path
+    assert f"Mailrate-limitcounts:{config.state_dir / 'mail-limits.sqlite'}" in unwrapped
 
     # A table added later is reported too, with its column comments, flagged undescribed.
     with sqlite3.connect(config.store.path) as conn:
