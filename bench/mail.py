@@ -41,6 +41,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import re
 import shutil
 import smtplib
@@ -70,9 +71,9 @@ BIG = 25_000_000  # the gateway's memory target is for a 25 MB message
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return int(s.getsockname()[1])
 
 
@@ -91,16 +92,22 @@ class Sink:
     """smtp-sink counting every completed DATA (``-c`` prints ``... mesg=N`` to stdout)."""
 
     def __init__(self, tmp: Path, name: str = "sink") -> None:
-        self.port = free_port()
+        # A loopback address of its own: a gateway left over from an earlier run or a
+        # test (its retry queue still trying an old upstream at 127.0.0.1:PORT) can't
+        # deliver into this sink should the port number come round again.
+        self.host = (
+            f"127.{random.randint(1, 254)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
+        )
+        self.port = free_port(self.host)
         self.out = tmp / f"{name}.out"
         self.settled = 0  # the count when the last run was checked
         user = ["-u", "nobody"] if os.geteuid() == 0 else []
         self.process = subprocess.Popen(
-            [SBIN / "smtp-sink", *user, "-c", f"127.0.0.1:{self.port}", "1000"],
+            [SBIN / "smtp-sink", *user, "-c", f"{self.host}:{self.port}", "1000"],
             stdout=self.out.open("wb"),
             stderr=subprocess.STDOUT,
         )
-        wait_for(lambda: can_connect(self.port), "smtp-sink")
+        wait_for(lambda: can_connect(self.port, self.host), "smtp-sink")
 
     def count(self) -> int:
         with self.out.open("rb") as f:
@@ -113,21 +120,21 @@ class Sink:
         self.process.wait(timeout=10)
 
 
-def can_connect(port: int) -> bool:
+def can_connect(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
+        return s.connect_ex((host, port)) == 0
 
 
 # --------------------------------------------------------------------------- the bare relay
 
 
-def bare_relay(sink_port: int) -> None:
+def bare_relay(sink_host: str, sink_port: int) -> None:
     """aiosmtpd, answering DATA only after the sink accepted the message; no scanning."""
     from aiosmtpd.smtp import SMTP, Envelope
 
     class Relay:
         def send(self, envelope: Envelope) -> None:
-            with smtplib.SMTP("127.0.0.1", sink_port, timeout=60) as client:
+            with smtplib.SMTP(sink_host, sink_port, timeout=60) as client:
                 client.sendmail(
                     envelope.mail_from or "", envelope.rcpt_tos, envelope.original_content or b""
                 )
@@ -237,7 +244,9 @@ def start_logged(command: list[str], log: Path, ready: str) -> tuple[subprocess.
 
 def start_bare(sink: Sink, tmp: Path) -> Live:
     process, line = start_logged(
-        [sys.executable, __file__, "--bare-relay", str(sink.port)], tmp / "bare.log", "ready"
+        [sys.executable, __file__, "--bare-relay", sink.host, str(sink.port)],
+        tmp / "bare.log",
+        "ready",
     )
     return Live(process, int(line.split()[-1]))
 
@@ -248,7 +257,7 @@ def start_aupd(sink: Sink, tmp: Path, workers: int = 1) -> Live:
     config = state / "aupd.toml"
     config.write_text(
         f'[store]\npath = "{state}/aupd.db"\nindex_dir = "{state}/index"\n'
-        f'[mailgate]\nlisten = "127.0.0.1:0"\nupstream = "127.0.0.1:{sink.port}"\n'
+        f'[mailgate]\nlisten = "127.0.0.1:0"\nupstream = "{sink.host}:{sink.port}"\n'
         'internal_domains = ["rosehouse.example"]\n'
         "max_messages_per_hour = 10000000\nmax_external_recipients_per_hour = 10000000\n"
         f'certs_dir = "{tmp}/certs"\nspool_dir = "{state}/mail"\n'
@@ -279,7 +288,7 @@ class Postfix:
             f"compatibility_level = 3.6\nqueue_directory = {queue}\ndata_directory = {data}\n"
             "mail_owner = postfix\nsetgid_group = postdrop\nmyhostname = bench.localdomain\n"
             "mydestination =\ninet_interfaces = 127.0.0.1\ninet_protocols = ipv4\n"
-            f"mynetworks = 127.0.0.0/8\nrelayhost = [127.0.0.1]:{sink.port}\n"
+            f"mynetworks = 127.0.0.0/8\nrelayhost = [{sink.host}]:{sink.port}\n"
             "smtpd_relay_restrictions = permit_mynetworks, reject\n"
             "alias_maps =\nalias_database =\nlocal_recipient_maps =\n"
             "smtp_tls_security_level = none\nsmtpd_tls_security_level = none\n"
@@ -589,10 +598,12 @@ def main() -> None:
         + ", ".join(BIG_SHAPES)
         + ")",
     )
-    parser.add_argument("--bare-relay", type=int, metavar="SINK_PORT", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--bare-relay", nargs=2, metavar=("SINK_HOST", "SINK_PORT"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     if args.bare_relay:
-        return bare_relay(args.bare_relay)
+        return bare_relay(args.bare_relay[0], int(args.bare_relay[1]))
     if args.big_only is not None:
         return big_only(args.big_only or list(BIG_SHAPES))
     if not (SBIN / "smtp-source").exists():
