@@ -11,16 +11,20 @@ import re
 import shutil
 import smtplib
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from hypothesis import given
+from hypothesis import strategies as st
 from pypdf import PdfReader
 
 from aupd.store import EventWriter, connect
 from mailgate.gateway import Gateway
+from tests.hypothesis_profiles import battery
 from tests.mailhelpers import (
     NHS,
     PARTNER,
@@ -583,3 +587,90 @@ def test_smtp_auth_is_not_offered_in_clear_text(auth_gateway: Running) -> None:
         assert not client.has_extn("auth")
         code, _ = client.docmd("AUTH", "PLAIN AGFsaWNlAGNvcnJlY3QgaG9yc2U=")
     assert code == 538  # encryption required: the password never crosses in clear
+
+
+@pytest.mark.parametrize(
+    "arg",
+    [
+        "<sender@rosehouse.example>",
+        "<sender@rosehouse.example> SIZE=20000 BODY=8BITMIME",
+        "<sender@rosehouse.example>\tSIZE=20000",
+        "<sender@rosehouse.example>SIZE=20000",
+        "<sender@rosehouse.example>   ",
+        "<sender@rosehouse.example> (comment) SIZE=1",
+        "<sender@rosehouse.example>(comment)",
+        "<sender@rosehouse.example> \r\n",
+        "<first.last+tag@mail.rosehouse.example>",
+        "<o'brien@rosehouse.example>",
+        "<>",
+        "<postmaster>",
+        " <sender@rosehouse.example>",
+        '<"quoted local"@rosehouse.example>',
+        "<sender@[127.0.0.1]>",
+        "<@relay.example:sender@rosehouse.example>",  # a source route
+        "<(comment)sender@rosehouse.example>",
+        "<sender@rosehouse.example",  # unclosed
+        "sender@rosehouse.example",  # no brackets
+        "<sender@@rosehouse.example>",
+        "<a..b@rosehouse.example>",
+        "<.a@rosehouse.example>",
+        "<sender@rosehouse..example>",
+        "<sender@-rosehouse.example>",
+        "<" + "l" * 65 + "@rosehouse.example>",  # over the local-part limit
+        "<sénder@rosehouse.example>",  # SMTPUTF8
+        "<sender@rosehouse.example>\x00",
+        "",
+        "<",
+    ],
+)
+@pytest.mark.parametrize("limit", [0, 64])
+def test_addresses_are_read_as_aiosmtpd_reads_them(arg: str, limit: int) -> None:
+    from aiosmtpd.smtp import SMTP
+
+    from mailgate.gateway import GatewaySMTP
+
+    protocol = GatewaySMTP(object())
+    protocol.local_part_limit = limit
+    assert protocol._getaddr(arg) == SMTP._getaddr(protocol, arg)
+
+
+def test_aiosmtpd_still_finds_every_hook_and_command() -> None:
+    # GatewaySMTP and Gateway narrow dir() to what aiosmtpd looks up on each connection.
+    from aiosmtpd.smtp import SMTP
+
+    from mailgate.gateway import GatewaySMTP
+
+    handler = Gateway.__new__(Gateway)
+    protocol = GatewaySMTP(handler)
+    assert set(protocol._smtp_methods) == {
+        name.removeprefix("smtp_") for name in vars(SMTP) if name.startswith("smtp_")
+    }
+    assert protocol._smtp_methods["DATA"].__func__ is GatewaySMTP.smtp_DATA
+    assert set(protocol._handle_hooks) == {"MAIL", "RCPT", "DATA", "exception"}
+    assert {"LOGIN", "PLAIN"} <= set(protocol._auth_methods)
+
+
+@battery(200)
+@given(
+    local=st.text(alphabet="abz09.+'\"()<>@ \\", min_size=0, max_size=12),
+    domain=st.text(alphabet="abz09.-[]", min_size=0, max_size=12),
+    tail=st.text(alphabet=" \t\r\n()<>=abS", max_size=10),
+    bracket=st.booleans(),
+)
+def test_any_path_is_read_as_aiosmtpd_reads_it(
+    local: str, domain: str, tail: str, bracket: bool
+) -> None:
+    from aiosmtpd.smtp import SMTP
+
+    from mailgate.gateway import GatewaySMTP
+
+    arg = (f"<{local}@{domain}>" if bracket else f"{local}@{domain}") + tail
+    protocol = GatewaySMTP(object())
+    assert _outcome(protocol._getaddr, arg) == _outcome(partial(SMTP._getaddr, protocol), arg)
+
+
+def _outcome(read: Callable[[str], object], arg: str) -> object:
+    try:
+        return read(arg)
+    except Exception as e:  # the parser fails on some inputs: ours must fail alike
+        return type(e)
