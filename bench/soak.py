@@ -18,7 +18,7 @@ ephemeral 127.0.0.1 ports and sharing one store, as in production. For --minutes
   notice to the sender, two messages at the sink), to a colleague (relayed: one), to both
   at once (three) and to nhs.net (a secure domain: relayed, one).
 
-RSS (VmRSS; the proxy's supervisor and workers summed, the gateway alone) is sampled
+RSS (VmRSS; each service's supervisor and workers summed) is sampled
 every 10 s (every 2 s in runs under 5 minutes).
 
 Checks, each a line in the output and a RESULT line (bench/results.py); the exit status
@@ -122,8 +122,8 @@ class Tally:
     mails_accepted: Counter[str] = field(default_factory=Counter)
     mail_errors: list[str] = field(default_factory=list)
     pii_values: list[str] = field(default_factory=list)
-    # (seconds in, proxy kB, mailgate kB, the proxy's process tree)
-    rss: list[tuple[float, int, int, frozenset[int]]] = field(default_factory=list)
+    # (seconds in, proxy kB, mailgate kB, the proxy's process tree, the gateway's)
+    rss: list[tuple[float, int, int, frozenset[int], frozenset[int]]] = field(default_factory=list)
 
     def expected_at_sink(self) -> int:
         return sum(KINDS[kind][1] * n for kind, n in self.mails_accepted.items())
@@ -299,13 +299,14 @@ def sample_rss(
     proxy: Service, gate: Service, tally: Tally, until: float, every: float, t0: float
 ) -> None:
     while time.monotonic() < until:
-        tree = process_tree(proxy.process.pid)
+        tree, gate_tree = process_tree(proxy.process.pid), process_tree(gate.process.pid)
         tally.rss.append(
             (
                 time.monotonic() - t0,
                 rss_kb(tree),
-                rss_kb(process_tree(gate.process.pid)),
+                rss_kb(gate_tree),
                 frozenset(tree),
+                frozenset(gate_tree),
             )
         )
         time.sleep(every)
@@ -314,7 +315,7 @@ def sample_rss(
 # --------------------------------------------------------------------------- the stack
 
 
-def make_config(tmp: Path, sink_port: int) -> Path:
+def make_config(tmp: Path, sink: mailbench.Sink) -> Path:
     data = proxybench.DATA  # the same lists and categories as bench/proxy.py
     sources = [
         ("", data / "ut1", "ut1"),
@@ -328,7 +329,7 @@ def make_config(tmp: Path, sink_port: int) -> Path:
             for c, p, f in sources
         ),
         mailgate=(
-            f'listen = "127.0.0.1:0"\nupstream = "127.0.0.1:{sink_port}"\n'
+            f'listen = "127.0.0.1:0"\nupstream = "{sink.host}:{sink.port}"\n'
             'internal_domains = ["rosehouse.example"]\n'
             # One sender sends everything here: the per-sender hourly limits stay out of it.
             "max_messages_per_hour = 10000000\nmax_external_recipients_per_hour = 10000000\n"
@@ -408,7 +409,7 @@ def run(args: argparse.Namespace, tally: Tally, tmp: Path) -> Observed:
     tls.load_cert_chain(cert, key)
     tls_origin = proxybench.serve_origin(tls)
     sink = mailbench.Sink(tmp)
-    config = make_config(tmp, sink.port)
+    config = make_config(tmp, sink)
     state = config.parent / "state"
     # No --workers: the production default, one worker per core.
     proxy = start_proxy([AUPD, "--config", str(config), "proxy"], config)
@@ -486,7 +487,7 @@ def report(args: argparse.Namespace, tally: Tally, seen: Observed, minutes: floa
     }
     rss = {name: growth(kb, warm_up) for name, kb in series.items()}
     judge_memory = args.minutes >= JUDGE_MEMORY_MINUTES
-    process_sets = {sample[3] for sample in tally.rss}
+    process_sets = {(sample[3], sample[4]) for sample in tally.rss}
     requests = sum(c["requests"] for c in tally.wrk_chunks)
     wrk_errors = sum(c["socket_errors"] + c["non2xx"] + c["broken"] for c in tally.wrk_chunks)
     counted = requests + tally.tunnels  # what the proxy's web_hourly roll-ups should hold
@@ -534,10 +535,11 @@ def report(args: argparse.Namespace, tally: Tally, seen: Observed, minutes: floa
     print(f"\n=== soak: {args.minutes:g} minutes of traffic ({minutes:.1f} in all); "
           f"{os.cpu_count()} cores; load average {load:.2f} at the end ===")  # fmt: skip
     print(f"{'service':<10} {'processes':>9} {'RSS warm-up':>12} {'RSS end':>9} {'growth':>7}")
-    procs = {"proxy": str(len(tally.rss[0][3])), "mailgate": "1"}
+    procs = {"proxy": str(len(tally.rss[0][3])), "mailgate": str(len(tally.rss[0][4]))}
     for name, (start, end, g) in rss.items():
         print(f"{name:<10} {procs[name]:>9} {start / 1024:9.1f} MB {end / 1024:6.1f} MB {g:+7.1%}")
-    print(f"(proxy: the supervisor, {seen.workers} workers and its other children, summed; "
+    print(f"(each service: its supervisor, workers and other children, summed; "
+          f"{seen.workers} proxy workers; "
           f"VmRSS every {rss_interval(args.minutes):g} s; warm-up = the first {warm_up} of "
           f"{len(tally.rss)} samples)")  # fmt: skip
     step = max(1, len(tally.rss) // 10)  # ten points over the run show the shape
