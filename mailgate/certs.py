@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -196,6 +197,7 @@ class CertDirectory:
         self._index: dict[str, list[CertEntry]] = {}
         self._entries: list[CertEntry] = []
         self._load_problems: list[str] = []
+        self._loading = threading.Lock()
 
     def _scan(self) -> Signature | None:
         try:
@@ -205,12 +207,20 @@ class CertDirectory:
             return None
 
     def refresh(self) -> bool:
-        """Reload if the directory's files changed since the last load; True if it did."""
+        """Reload if the directory's files changed since the last load; True if it did.
+
+        Lookups come from several threads at once. The new signature is stored only once
+        the files are loaded, under a lock: stored first, a lookup meanwhile would match
+        it and read the index not yet loaded (at start, empty), and a recipient who has
+        a certificate would get a password PDF instead."""
         signature = self._scan()
         if signature is not None and signature == self._signature:
             return False
-        self._signature = signature
-        self._load()
+        with self._loading:
+            if signature is not None and signature == self._signature:
+                return False  # another thread loaded it while this one waited
+            self._load()
+            self._signature = signature
         return True
 
     def _load(self) -> None:

@@ -15,6 +15,7 @@ import ipaddress
 import json
 import re
 import ssl
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -91,6 +92,7 @@ class Gateway:
         self._register: ClientRegister | None = None
         self._register_stamp: str | None = None
         self._register_checked = float("-inf")
+        self._register_lock = threading.Lock()
 
     # ------------------------------------------------------------------ SMTP hooks
 
@@ -223,14 +225,21 @@ class Gateway:
     # ------------------------------------------------------------------ steps
 
     def register(self) -> ClientRegister | None:
-        """The client register, re-read at most once a minute if it was re-imported."""
-        now = time.monotonic()
-        if now - self._register_checked >= REGISTER_CHECK_SECONDS:
-            self._register_checked = now
-            stamp = register_stamp(self.config)
-            if stamp != self._register_stamp:
-                self._register = load_register(self.config)
-                self._register_stamp = stamp
+        """The client register, re-read at most once a minute if it was re-imported.
+
+        Messages are scanned in several threads at once. The check is marked done only
+        once the register is loaded, under a lock: marked first, the other threads would
+        scan with the register not yet loaded (at start, none at all) and let a message
+        naming a client go out in the clear."""
+        if time.monotonic() - self._register_checked < REGISTER_CHECK_SECONDS:
+            return self._register
+        with self._register_lock:
+            if time.monotonic() - self._register_checked >= REGISTER_CHECK_SECONDS:
+                stamp = register_stamp(self.config)
+                if stamp != self._register_stamp:
+                    self._register = load_register(self.config)
+                    self._register_stamp = stamp
+                self._register_checked = time.monotonic()
         return self._register
 
     def _allowed_network(self, client: str) -> bool:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +16,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 
-from mailgate.certs import CertDirectory
+import mailgate.certs as certs_module
+from mailgate.certs import CertDirectory, CertEntry
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 DAY = dt.timedelta(days=1)
@@ -344,3 +347,34 @@ def test_unreadable_file_is_reported(
     certs = CertDirectory(tmp_path)
     assert certs.lookup("l@example.net") is None
     assert certs.problems == ["locked.pem: cannot be read (Permission denied)"]
+
+
+def test_lookups_from_many_threads_during_the_first_load_all_find_the_certificate(
+    tmp_path: Path,
+    keys: dict[str, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The gateway looks certificates up from several threads. The real loader, slowed,
+    # so that the other lookups arrive while the first one is loading.
+    (tmp_path / "a.pem").write_bytes(pem(make_certificate(Spec(san=("a@example.net",)), keys)))
+    real_load = certs_module.load_file
+
+    def slow_load(path: Path) -> tuple[list[CertEntry], list[str]]:
+        time.sleep(0.05)
+        return real_load(path)
+
+    monkeypatch.setattr(certs_module, "load_file", slow_load)
+    certs = CertDirectory(tmp_path)
+    start = threading.Barrier(8)
+    found: list[x509.Certificate | None] = []
+
+    def look_up() -> None:
+        start.wait()
+        found.append(certs.lookup("a@example.net"))
+
+    threads = [threading.Thread(target=look_up) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(found) == 8 and None not in found

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -117,3 +119,40 @@ def test_mail_scan_recognises_registered_people_from_the_configured_store(
     source.write_text(CSV)
     import_csv(config, source)
     assert types() == ["client_register"]
+
+
+def test_messages_scanned_while_the_register_first_loads_all_see_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The gateway scans in several threads. The real loader, slowed, so that the other
+    # threads ask for the register while the first is loading it: none may go without.
+    import mailgate.gateway
+    from aupd.store import EventWriter
+    from mailgate.gateway import Gateway
+
+    config = config_at(tmp_path)
+    source = tmp_path / "clients.csv"
+    source.write_text(CSV)
+    import_csv(config, source)
+    real_load = mailgate.gateway.load_register
+
+    def slow_load(config: Any) -> Any:
+        time.sleep(0.05)
+        return real_load(config)
+
+    monkeypatch.setattr(mailgate.gateway, "load_register", slow_load)
+    gateway = Gateway(config, EventWriter(config.store.path, "test"))
+    start = threading.Barrier(8)
+    seen: list[Any] = []
+
+    def scan() -> None:
+        start.wait()
+        seen.append(gateway.register())
+
+    threads = [threading.Thread(target=scan) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(seen) == 8 and None not in seen
+    assert all(scan_message(MENTION, register=r).totals() for r in seen)
