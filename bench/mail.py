@@ -113,13 +113,15 @@ class Sink:
         """smtp-sink's last "sess=N quit=N mesg=N": sessions, QUITs, messages."""
         with self.out.open("rb") as f:
             f.seek(max(0, self.out.stat().st_size - 200))
-            found = re.findall(rb"sess=\d+ quit=\d+ mesg=\d+", f.read())
+            found = re.findall(rb"(sess=\d+ quit=\d+ mesg=\d+)\r", f.read())
         return found[-1].decode() if found else "no counters"
 
     def count(self) -> int:
         with self.out.open("rb") as f:
             f.seek(max(0, self.out.stat().st_size - 200))
-            found = re.findall(rb"mesg=(\d+)", f.read())
+            # Only whole records ("sess=N quit=N mesg=N\r"): the file may end in one
+            # half written, whose "mesg=51" would read as 51 for 5103.
+            found = re.findall(rb"mesg=(\d+)\r", f.read())
         return int(found[-1]) if found else 0
 
     def stop(self) -> None:
@@ -659,9 +661,10 @@ def main() -> None:
                         live = start(to, tmp)
                     try:
                         # Postfix delivers at least once; the bare relays are the bench's
-                        # own references, whose sink has twice counted one message too
-                        # many (the bare-pii run, cause not found): reported, not fatal.
-                        # For aupd a count off by one stops the bench.
+                        # own references, whose sink has counted 1-3 messages too many in
+                        # a few bare-pii runs, more ends of DATA than sessions (smtp-sink's
+                        # "mesg" above its "quit"; cause not found): reported, not fatal.
+                        # For aupd a count that is off stops the bench.
                         at_least = action is None
                         rate, cpu_ms = run_once(live, to, load, count, at_least=at_least)
                         rss = live.peak_rss_mb()
