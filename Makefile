@@ -39,6 +39,7 @@ bench: install
 	@test -x /usr/sbin/smtp-source || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postfix; }
 	@command -v squidGuard >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq squidguard; }
 	@command -v squid >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq squid; }
+	@command -v nginx >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light; }
 	$(PY) bench/run.py
 
 # 10 minutes of mixed proxy and mail traffic; fails if RSS grows, a request fails or a mail

@@ -1,13 +1,14 @@
 """Proxy: plain-HTTP throughput and CPU per new HTTPS connection, aupd vs the anchors.
 
 Plain HTTP: the same load for every proxy (wrk, 50 connections, a 2 KB response from a
-loopback origin): ``aupd proxy`` (1 and 2 workers), bare ``mitmdump`` (and with
-connection_strategy=lazy, as aupd runs it), mitmproxy with the addon set aupd runs
-(``proxy.cli.proxy_engine``: fewer than mitmdump's) but none of aupd's own addons, so
-aupd against it is the cost of the filtering itself, Squid (Debian's ``squid``, a throw-away
-instance: no cache, no logs, loopback only) and Squid with squidGuard as its
-url_rewrite_program (Debian's ``squidguard``, its DB built from the same lists aupd
-uses, by bench/lookup.py's code) when they are installed.
+loopback origin: nginx when installed, as ``make bench`` does, else a Python one):
+``aupd proxy`` (1 and 2 workers), bare ``mitmdump`` (and with connection_strategy=lazy,
+as aupd runs it), mitmproxy with the addon set aupd runs (``proxy.cli.proxy_engine``:
+fewer than mitmdump's) but none of aupd's own addons, so aupd against it is the cost of
+the filtering itself, Squid (Debian's ``squid``, a throw-away instance: no cache, no
+logs, loopback only) and Squid with squidGuard as its url_rewrite_program (Debian's
+``squidguard``, its DB built from the same lists aupd uses, by bench/lookup.py's code)
+when they are installed.
 
 New HTTPS connections: a Python client (threads, CONNECT by hand, then TLS and one GET of
 2 KB over it; a fresh connection each time) opens --connections connections to a
@@ -113,6 +114,60 @@ def serve_origin(tls: ssl.SSLContext | None = None) -> int:
     return port[0]
 
 
+class NginxOrigin:
+    """The plain-HTTP origin as nginx (Debian's nginx-light): the same 2 KB answer as
+    serve_origin's for a fraction of the CPU. On 2 cores the origin shares the machine
+    with the proxy's workers and wrk, so a Python origin takes CPU the 2 worker run
+    needs; its CPU (and wrk's) is counted apart from the proxy's either way."""
+
+    def __init__(self, tmp: Path) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        root = tmp / "nginx"
+        root.mkdir()
+        conf = root / "nginx.conf"
+        conf.write_text(
+            f"daemon off;\nworker_processes 1;\npid {root}/nginx.pid;\n"
+            f"error_log {root}/error.log error;\nevents {{ worker_connections 4096; }}\n"
+            f"http {{\n  access_log off;\n  client_body_temp_path {root}/body;\n"
+            "  keepalive_requests 10000000;\n  keepalive_timeout 120s;\n"
+            f"  server {{\n    listen 127.0.0.1:{self.port};\n    default_type text/plain;\n"
+            f'    location / {{ return 200 "{BODY.decode()}"; }}\n  }}\n}}\n'
+        )
+        self.process = subprocess.Popen(
+            ["nginx", "-p", str(root), "-c", str(conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 10
+        while not _answers(self.port):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.process.kill()
+                raise SystemExit(f"nginx did not start: {self.process.stderr.read()!r}")
+            time.sleep(0.05)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+def _answers(port: int) -> bool:
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        connection.request("GET", "/page")
+        answer = connection.getresponse()
+        ok = answer.status == 200 and answer.read() == BODY
+        connection.close()
+        return ok
+    except OSError:
+        return False
+
+
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -213,13 +268,23 @@ class Load:
         return self.rate * self.seconds / max(sum(self.cpu.values()), 1e-9)
 
 
-def wrk(pid: int, proxy_port: int, origin_port: int, seconds: int, script_dir: Path) -> Load:
+def wrk(
+    pid: int,
+    proxy_port: int,
+    origin_port: int,
+    seconds: int,
+    script_dir: Path,
+    origin_pid: int | None = None,
+) -> Load:
+    """wrk through the proxy; ``origin_pid``: the origin's own process (nginx), whose CPU
+    counts with wrk's (the Python origin runs in this process and is counted with it)."""
     script = script_dir / "proxy.lua"
     script.write_text(
         f'wrk.path = "http://127.0.0.1:{origin_port}/page"\n'
         f'wrk.headers["Host"] = "127.0.0.1:{origin_port}"\n'
     )
     before = cpu_by_process(pid)
+    origin_before = cpu_seconds(origin_pid) if origin_pid else 0.0
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     busy = busy_seconds()
@@ -239,6 +304,7 @@ def wrk(pid: int, proxy_port: int, origin_port: int, seconds: int, script_dir: P
     took = time.monotonic() - started
     busy = busy_seconds() - busy
     after = cpu_by_process(pid)
+    origin_cpu = cpu_seconds(origin_pid) - origin_before if origin_pid else 0.0
     own_after = resource.getrusage(resource.RUSAGE_SELF)
     children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if process.returncode:
@@ -248,7 +314,7 @@ def wrk(pid: int, proxy_port: int, origin_port: int, seconds: int, script_dir: P
         raise SystemExit(f"wrk saw {errors.group(1)} error responses:\n{out}")
     match = re.search(r"Requests/sec:\s+([\d.]+)", out)
     assert match, out
-    client = sum(
+    client = origin_cpu + sum(
         getattr(b, f) - getattr(a, f)
         for a, b in ((own, own_after), (children, children_after))
         for f in ("ru_utime", "ru_stime")
@@ -620,9 +686,14 @@ def main() -> None:
         raise SystemExit(f"--only: unknown {', '.join(sorted(unknown))}")
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install wrk")
-    origin = serve_origin()
-    with tempfile.TemporaryDirectory() as tmp_name:
+    with tempfile.TemporaryDirectory() as tmp_name, contextlib.ExitStack() as cleanup:
         tmp = Path(tmp_name)
+        nginx = NginxOrigin(tmp) if shutil.which("nginx") else None
+        if nginx is not None:
+            cleanup.callback(nginx.stop)
+        else:
+            print("nginx not found (apt-get install nginx-light): the origin is Python's")
+        origin, origin_pid = (nginx.port, nginx.pid) if nginx else (serve_origin(), None)
         cert, key = self_signed(tmp)
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         tls.load_cert_chain(cert, key)
@@ -691,7 +762,7 @@ def main() -> None:
                     if with_wrk:
                         pid = live.process.pid
                         wrk(pid, live.port, origin, 2, tmp)  # warm-up
-                        load = wrk(pid, live.port, origin, args.seconds, tmp)
+                        load = wrk(pid, live.port, origin, args.seconds, tmp, origin_pid)
                         loads[name].append(load)
                         rates[name].append(load.rate)
                         line += f" {load.rate:.0f} req/s; proxy {load.proxy_cores:.2f} cores"
