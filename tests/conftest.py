@@ -13,7 +13,7 @@ import ssl
 import subprocess
 import sys
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,6 +76,23 @@ class _OriginHandler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         pass
+
+
+def all_at_once[T](call: Callable[[], T], threads: int = 8) -> list[T]:
+    """``call`` in ``threads`` threads released together (a barrier): what each returned."""
+    start = threading.Barrier(threads)
+    results: list[T] = []
+
+    def run() -> None:
+        start.wait()
+        results.append(call())
+
+    started = [threading.Thread(target=run) for _ in range(threads)]
+    for thread in started:
+        thread.start()
+    for thread in started:
+        thread.join()
+    return results
 
 
 @dataclass

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 
 import mailgate.certs as certs_module
 from mailgate.certs import CertDirectory, CertEntry
+from tests.conftest import all_at_once
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 DAY = dt.timedelta(days=1)
@@ -365,16 +365,5 @@ def test_lookups_from_many_threads_during_the_first_load_all_find_the_certificat
 
     monkeypatch.setattr(certs_module, "load_file", slow_load)
     certs = CertDirectory(tmp_path)
-    start = threading.Barrier(8)
-    found: list[x509.Certificate | None] = []
-
-    def look_up() -> None:
-        start.wait()
-        found.append(certs.lookup("a@example.net"))
-
-    threads = [threading.Thread(target=look_up) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    found = all_at_once(lambda: certs.lookup("a@example.net"))
     assert len(found) == 8 and None not in found

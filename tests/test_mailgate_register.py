@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from aupd.config import load_config
 from aupd.store import connect
 from mailgate.register import RegisterError, import_csv, load_register
 from mailgate.scan import scan_message
-from tests.conftest import AUPD
+from tests.conftest import AUPD, all_at_once
 from tests.mailhelpers import STRANGER, Running, SinkHandler
 
 CSV = (
@@ -142,17 +141,6 @@ def test_messages_scanned_while_the_register_first_loads_all_see_it(
 
     monkeypatch.setattr(mailgate.gateway, "load_register", slow_load)
     gateway = Gateway(config, EventWriter(config.store.path, "test"))
-    start = threading.Barrier(8)
-    seen: list[Any] = []
-
-    def scan() -> None:
-        start.wait()
-        seen.append(gateway.register())
-
-    threads = [threading.Thread(target=scan) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    seen = all_at_once(gateway.register)
     assert len(seen) == 8 and None not in seen
     assert all(scan_message(MENTION, register=r).totals() for r in seen)

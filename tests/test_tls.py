@@ -67,10 +67,12 @@ def test_the_contexts_complete_a_verified_handshake(
 
         thread = threading.Thread(target=serve)
         thread.start()
-        with socket.create_connection(("127.0.0.1", port)) as raw:
-            with client.wrap_socket(raw, server_hostname="localhost") as tls:
-                tls.sendall(b"hello")
-                assert tls.version() in ("TLSv1.2", "TLSv1.3")
+        with (
+            socket.create_connection(("127.0.0.1", port)) as raw,
+            client.wrap_socket(raw, server_hostname="localhost") as tls,
+        ):
+            tls.sendall(b"hello")
+            assert tls.version() in ("TLSv1.2", "TLSv1.3")
         thread.join(timeout=10)
     assert served == ["hello"]
 
@@ -92,7 +94,9 @@ def test_an_untrusted_server_is_refused(tmp_path: Path, monkeypatch: pytest.Monk
 
         thread = threading.Thread(target=serve)
         thread.start()
-        with socket.create_connection(("127.0.0.1", port)) as raw:
-            with pytest.raises(ssl.SSLCertVerificationError):
-                client_context().wrap_socket(raw, server_hostname="localhost")
+        with (
+            socket.create_connection(("127.0.0.1", port)) as raw,
+            pytest.raises(ssl.SSLCertVerificationError),
+        ):
+            client_context().wrap_socket(raw, server_hostname="localhost")
         thread.join(timeout=10)
