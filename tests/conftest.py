@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -74,8 +75,36 @@ class _OriginHandler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    timeout = 30  # a client that connects and says nothing frees its thread
+
     def log_message(self, format: str, *args: object) -> None:
         pass
+
+
+class _OriginServer(http.server.ThreadingHTTPServer):
+    """The session's origins, shared by every module: a deep accept queue (the default 5
+    drops connections under a burst, and each dropped SYN costs a client seconds), and
+    TLS set up in each connection's own thread: wrapping the listening socket makes
+    accept() do the handshake, so one client that never sends its hello stops the
+    origin for everybody after it."""
+
+    daemon_threads = True
+    request_queue_size = 128
+
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        super().__init__(("127.0.0.1", 0), _OriginHandler)
+        self.tls = tls
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if self.tls is None:
+            super().finish_request(request, client_address)
+            return
+        try:
+            secured = self.tls.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            return
+        with secured:
+            super().finish_request(secured, client_address)
 
 
 def all_at_once[T](call: Callable[[], T], threads: int = 8) -> list[T]:
@@ -111,7 +140,7 @@ def _serve(server: http.server.ThreadingHTTPServer) -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def origin_http() -> Iterator[Origin]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _OriginHandler)
+    server = _OriginServer()
     for _ in _serve(server):
         yield Origin(server.server_address[1])
 
@@ -119,10 +148,9 @@ def origin_http() -> Iterator[Origin]:
 @pytest.fixture(scope="session")
 def origin_https(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Origin]:
     cert, key = self_signed(tmp_path_factory.mktemp("origin"))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _OriginHandler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
+    server = _OriginServer(context)
     for _ in _serve(server):
         yield Origin(server.server_address[1], cert)
 
