@@ -27,6 +27,7 @@ from aupd.cli import App, pass_app
 from aupd.config import Config
 from aupd.services import stop_on_signals
 from aupd.store import EventWriter
+from aupd.upstreampool import POOL
 from aupd.workers import run_service, tell_supervisor, workers_option
 
 logger = log.get("aupd.mailgate")
@@ -95,6 +96,7 @@ async def run_mailgate(
         if queue is not None:
             queue.cancel()
         writer.stop()
+        POOL.close_all()  # QUIT the idle upstream connections kept for reuse
 
 
 def _worker(config: Config, number: int, sending: socket.socket, ready: int) -> None:
