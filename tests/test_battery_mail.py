@@ -48,6 +48,7 @@ from hypothesis import strategies as st
 import mailgate.gateway as gateway_module
 from aupd.relay import deliver
 from aupd.store import EventWriter, connect
+from aupd.upstreampool import POOL
 from mailgate.pii import detect
 from tests.conftest import self_signed
 from tests.hypothesis_profiles import battery
@@ -415,6 +416,9 @@ def test_upstream_tls_that_fails_gives_4xx_and_never_sends_in_clear(
         for data in to_stranger:
             assert not clear_pii_in(data)
     finally:
+        # The gateway keeps its upstream connection for the next message; a TLS server's
+        # stop waits for its connections (asyncio's SSL shutdown, up to 30 s): QUIT first.
+        POOL.close_all()
         upstream.controller.stop()
 
 
