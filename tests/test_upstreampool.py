@@ -110,6 +110,7 @@ class Upstream(Controller):
         self.handler = handler or Recorder()
         self.changed = threading.Condition()
         self.seen: dict[str, set[int]] = {"opened": set(), "closed": set(), "quit": set()}
+        self.servers: list[SMTP] = []  # one per connection that greeted
         self.smtp_kwargs = kwargs
         super().__init__(self.handler, hostname="127.0.0.1", port=free_port())
 
@@ -118,6 +119,8 @@ class Upstream(Controller):
 
     def event(self, server: SMTP, what: str) -> None:
         with self.changed:
+            if what == "opened" and id(server) not in self.seen[what]:
+                self.servers.append(server)
             self.seen[what].add(id(server))
             self.changed.notify_all()
 
@@ -201,10 +204,9 @@ def test_a_connection_the_server_closed_while_idle_is_replaced_transparently(
         config = upstream.config()
         assert deliver(config, [item(1)], timeout=WAIT, pool=pool).complete
         if how == "dropped":
-            [server] = upstream.seen["opened"]
-            protocol = next(p for p in _protocols(upstream) if id(p) == server)
-            assert protocol.transport is not None
-            upstream.loop.call_soon_threadsafe(protocol.transport.abort)
+            [server] = upstream.servers
+            assert server.transport is not None
+            upstream.loop.call_soon_threadsafe(server.transport.abort)
         upstream.wait_for("closed", 1)
         assert pool.idle_count() == 1  # the pool can't know yet
         report = deliver(config, [item(2)], timeout=WAIT, pool=pool)
@@ -214,20 +216,6 @@ def test_a_connection_the_server_closed_while_idle_is_replaced_transparently(
         assert pool.idle_count() == 1
     finally:
         upstream.stop()
-
-
-def _protocols(upstream: Upstream) -> list[Counted]:
-    """The upstream's live protocol objects (its connections), found through asyncio."""
-    found: list[Counted] = []
-
-    async def collect() -> None:
-        for task in asyncio.all_tasks():
-            owner = getattr(task.get_coro(), "cr_frame", None)
-            if owner is not None and isinstance(owner.f_locals.get("self"), Counted):
-                found.append(owner.f_locals["self"])
-
-    asyncio.run_coroutine_threadsafe(collect(), upstream.loop).result(WAIT)
-    return found
 
 
 def test_an_idle_connection_past_the_limit_is_closed_not_used(upstream: Upstream) -> None:
