@@ -6,6 +6,7 @@ many connections its deliveries took, and every message is checked to arrive onc
 from __future__ import annotations
 
 import asyncio
+import os
 import ssl
 import threading
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from aupd.config import HostPort, MailgateConfig, load_config
 from aupd.relay import Outgoing, deliver
-from aupd.upstreampool import UpstreamPool
+from aupd.upstreampool import POOL, UpstreamPool
 from tests.conftest import self_signed
 from tests.mailhelpers import free_port
 
@@ -397,3 +398,22 @@ def test_close_all_says_quit(upstream: Upstream, pool: UpstreamPool) -> None:
     upstream.wait_for("closed", 1)
     assert upstream.count("quit") == 1
     assert pool.idle_count() == 0
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork() with threads running
+def test_a_forked_child_neither_uses_nor_ends_the_parents_connections(
+    upstream: Upstream,
+) -> None:
+    config = upstream.config()
+    try:
+        assert deliver(config, [item(1)], timeout=WAIT).complete  # the process's POOL
+        assert POOL.idle_count() == 1
+        child = os.fork()
+        if child == 0:
+            os._exit(0 if POOL.idle_count() == 0 else 1)
+        assert os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) == 0
+        assert deliver(config, [item(2)], timeout=WAIT).complete
+        assert upstream.count("opened") == 1  # still the parent's, not QUIT by the child
+        assert upstream.count("quit") == 0
+    finally:
+        POOL.close_all()
