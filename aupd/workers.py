@@ -79,7 +79,7 @@ def run_service(workers: int | None, one: Callable[[], object], pool: Callable[[
 
 
 class PortInUse(Exception):
-    pass
+    """The listening address is held by another process (or another pool)."""
 
 
 def fixed_port(listen: HostPort) -> HostPort:
