@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import base64
 import codecs
+import collections
 import contextlib
 import copy
 import csv
@@ -1025,8 +1026,8 @@ BIG_TABLE_TEXT: Final = 1 << 20
 def _read_big_csv(text: str, dialect: _Dialect, label: str, ctx: _Ctx) -> list[Part]:
     """As _read_csv, the rows read from the text as they are wanted (see CsvRows)."""
     try:
-        for _ in _csv_reader(text, dialect):  # a parse error anywhere: read it as text
-            pass
+        # Read through once, keeping nothing: a parse error anywhere reads it as text.
+        collections.deque(_csv_reader(text, dialect), maxlen=0)
     except csv.Error:
         return ctx.text(label, text)
     kept = 0

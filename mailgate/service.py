@@ -11,6 +11,7 @@ which takes the queue up again. The hourly limits are shared through a file
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import ctypes.util
 import functools
@@ -45,12 +46,8 @@ def keep_big_blocks_mapped() -> None:
     tens of MB. With the threshold fixed, big blocks are mappings of their own, grown
     in place and returned to the system when freed. Elsewhere (musl, macOS) a no-op.
     """
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name)
-        libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
-    except (OSError, AttributeError):
-        pass
+    with contextlib.suppress(OSError, AttributeError):  # no libc, or no mallopt in it
+        ctypes.CDLL(ctypes.util.find_library("c")).mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
 
 
 async def run_mailgate(

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import email
 import email.policy
+import io
 import json
 import re
 import smtplib
 import socket
 import subprocess
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -238,3 +240,37 @@ def openssl_decrypt(data: bytes, recipient: Recipient, tmp: Path) -> bytes:
 def no_clear_pii(data: bytes) -> bool:
     digits = re.sub(rb"\D", b"", data)
     return NHS.replace(" ", "").encode() not in digits and NHS.encode() not in data
+
+
+def zip_of(
+    members: list[tuple[str, bytes]],
+    *,
+    method: int = zipfile.ZIP_STORED,
+    flag_local: bool = False,
+    flag_central: bool = False,
+    aes_method: bool = False,
+    extra: bytes = b"",
+) -> bytes:
+    """A ZIP of ``members`` in clear, whose headers may claim otherwise: the "encrypted"
+    bit set in every local header and/or central directory entry; with ``aes_method``
+    those entries also say method 99 (WinZip AES); ``extra`` is every member's extra
+    field (a WinZip AES one, say). The data itself is never encrypted."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        for name, data in members:
+            info = zipfile.ZipInfo(name)
+            info.compress_type = method
+            info.extra = extra
+            z.writestr(info, data)
+    raw = bytearray(buffer.getvalue())
+    for signature, flag_at, method_at, on in (
+        (b"PK\x03\x04", 6, 8, flag_local),
+        (b"PK\x01\x02", 8, 10, flag_central),
+    ):
+        at = raw.find(signature)
+        while at >= 0 and on:
+            raw[at + flag_at] |= 1
+            if aes_method:
+                raw[at + method_at : at + method_at + 2] = (99).to_bytes(2, "little")
+            at = raw.find(signature, at + 4)
+    return bytes(raw)

@@ -49,6 +49,7 @@ from mailgate.extract import (
     extract,
     html_to_text,
 )
+from tests.mailhelpers import zip_of
 from tests.pki import email_certificate
 
 NHS = "943 476 5919"  # a valid test NHS number, grouped: always counts
@@ -1447,26 +1448,15 @@ def _flagged_zip(
     aes: bool = False,
     extra: bytes = b"",
 ) -> bytes:
-    """A ZIP of clear `data` whose headers claim encryption: bit 0 set in the local
-    header and/or the central directory; with `aes`, method 99 (WinZip AES) and `extra`
-    as the member's extra field."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", method) as zf:
-        info = zipfile.ZipInfo("notes.txt")
-        info.compress_type = method
-        info.extra = extra
-        zf.writestr(info, data)
-    raw = bytearray(buffer.getvalue())
-    for signature, flag_at, method_at, on in (
-        (b"PK\x03\x04", 6, 8, local),
-        (b"PK\x01\x02", 8, 10, central),
-    ):
-        at = raw.find(signature)
-        if on:
-            raw[at + flag_at] |= 1
-            if aes:
-                raw[at + method_at : at + method_at + 2] = (99).to_bytes(2, "little")
-    return bytes(raw)
+    """A ZIP of clear `data` as notes.txt whose headers claim encryption (see zip_of)."""
+    return zip_of(
+        [("notes.txt", data)],
+        method=method,
+        flag_local=local,
+        flag_central=central,
+        aes_method=aes,
+        extra=extra,
+    )
 
 
 def _aes_extra(strength: int = 3, vendor: bytes = b"AE") -> bytes:
