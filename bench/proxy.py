@@ -59,7 +59,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -323,6 +323,15 @@ def wrk(
     return Load(float(match.group(1)), took, cpu, connections, client, busy)
 
 
+def in_threads[T](work: Callable[[T], None], shares: list[T]) -> None:
+    """``work`` on each share, each in a thread of its own, all at once; back once all end."""
+    threads = [threading.Thread(target=work, args=(share,)) for share in shares]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 def https_connections(proxy_port: int, origin_port: int, count: int, threads: int = 8) -> None:
     """``count`` fresh connections: CONNECT, TLS (SNI localhost), one GET of 2 KB, close."""
     context = ssl.create_default_context()
@@ -362,14 +371,7 @@ def https_connections(proxy_port: int, origin_port: int, count: int, threads: in
             except (OSError, ConnectionError) as e:
                 errors.append(str(e))
 
-    pool = [
-        threading.Thread(target=share, args=(count // threads + (i < count % threads),))
-        for i in range(threads)
-    ]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
+    in_threads(share, [count // threads + (i < count % threads) for i in range(threads)])
     if errors:
         raise SystemExit(f"{len(errors)} of {count} HTTPS connections failed, e.g. {errors[0]}")
 
@@ -547,11 +549,7 @@ def block_listed(port: int, hosts: list[str], threads: int = 8) -> float:
         conn.close()
 
     started = time.monotonic()
-    pool = [threading.Thread(target=share, args=(hosts[i::threads],)) for i in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
+    in_threads(share, [hosts[i::threads] for i in range(threads)])
     if errors:
         raise SystemExit(f"{len(errors)} listed hosts not blocked, e.g. {errors[0]}")
     return len(hosts) / (time.monotonic() - started)
