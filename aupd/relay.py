@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import re
 import smtplib
 import socket
@@ -22,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aupd.config import MailgateConfig
-from aupd.tls import client_context
+from aupd.tls import client_context, file_stamp
 from aupd.upstreampool import POOL, UpstreamPool
 
 
@@ -79,13 +78,11 @@ def _pool_key(config: MailgateConfig) -> Hashable:
     password. A changed config or password file gives a new key, so connections made
     under the old one are never used again (they expire idle)."""
     assert config.upstream is not None
-    try:
-        path = config.upstream_password_file
-        secret = hashlib.sha256(path.read_bytes()).digest() if path else None
-    except OSError:
-        secret = b"unreadable"  # the login then fails as it always did
+    # The password file's modification time, not its content: this runs per message,
+    # and a rewritten file is a changed one.
+    password = file_stamp(config.upstream_password_file)
     trust = client_context() if config.upstream_tls != "off" else None
-    return (config.upstream, config.upstream_tls, config.upstream_user, secret, trust)
+    return (config.upstream, config.upstream_tls, config.upstream_user, password, trust)
 
 
 def _connect(config: MailgateConfig, timeout: float) -> smtplib.SMTP:

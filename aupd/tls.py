@@ -15,37 +15,40 @@ import os
 import ssl
 from pathlib import Path
 
+Stamp = tuple[str, int, int]  # path, mtime, size
 
-def _stamp(path: str | os.PathLike[str] | None) -> tuple[str, int] | None:
+
+def file_stamp(path: str | os.PathLike[str] | None) -> Stamp | None:
+    """(path, modification time, size) for cache keys; -1s when it cannot be read.
+    A stat, not a read: cheap enough to take per message."""
     if path is None:
         return None
     try:
-        return str(path), os.stat(path).st_mtime_ns
+        stat = os.stat(path)
     except OSError:
-        return str(path), -1
+        return str(path), -1, -1
+    return str(path), stat.st_mtime_ns, stat.st_size
 
 
 def client_context() -> ssl.SSLContext:
     """For connecting to a server: verifies it against the system's trusted CAs (or
     SSL_CERT_FILE / SSL_CERT_DIR, as OpenSSL reads them)."""
     paths = ssl.get_default_verify_paths()
-    return _client_context(_stamp(paths.cafile), _stamp(paths.capath))
+    return _client_context(file_stamp(paths.cafile), file_stamp(paths.capath))
 
 
 @functools.lru_cache(maxsize=4)
-def _client_context(
-    cafile: tuple[str, int] | None, capath: tuple[str, int] | None
-) -> ssl.SSLContext:
+def _client_context(cafile: Stamp | None, capath: Stamp | None) -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
 def server_context(cert: Path, key: Path) -> ssl.SSLContext:
     """For STARTTLS offered to clients: TLS 1.2 or newer, with this certificate and key."""
-    return _server_context(_stamp(cert), _stamp(key))
+    return _server_context(file_stamp(cert), file_stamp(key))
 
 
 @functools.lru_cache(maxsize=4)
-def _server_context(cert: tuple[str, int] | None, key: tuple[str, int] | None) -> ssl.SSLContext:
+def _server_context(cert: Stamp | None, key: Stamp | None) -> ssl.SSLContext:
     assert cert is not None and key is not None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
