@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import shutil
 import statistics
@@ -30,7 +31,22 @@ from pathlib import Path
 from results import figure
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT.parent / "shared" / "data" / "blocklists"
+# The public lists of the project's shared data (see its SOURCES.md), beside the checkout;
+# a clone elsewhere names them with AUPD_BENCH_BLOCKLISTS. Used by every bench script.
+DATA = Path(
+    os.environ.get("AUPD_BENCH_BLOCKLISTS") or ROOT.parent / "shared" / "data" / "blocklists"
+)
+
+
+def require_data() -> None:
+    """Stop with what to do when the lists are not there (not a traceback from aupd)."""
+    if not (DATA / "ut1").is_dir():
+        raise SystemExit(
+            f"the public blocklists are not at {DATA}: set AUPD_BENCH_BLOCKLISTS to the "
+            "folder (shared/data/blocklists beside the project)"
+        )
+
+
 BIN = Path(sys.executable).parent
 AUPD = str(BIN / "aupd")
 PYTHON = sys.executable
@@ -411,6 +427,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
+    require_data()
     if not shutil.which("squidGuard"):
         raise SystemExit("squidGuard is needed: apt-get install squidguard")
     with tempfile.TemporaryDirectory(prefix="aupd-bench-") as tmp:

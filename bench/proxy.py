@@ -77,7 +77,7 @@ from tests.conftest import (  # noqa: E402
     write_config,
 )
 
-DATA = ROOT.parent / "shared" / "data" / "blocklists"
+DATA = lookup.DATA
 BODY = b"x" * 2048
 # The lists aupd filters with here, as (category, format, path) for lookup.flatten.
 SOURCES = [
@@ -679,6 +679,7 @@ def main() -> None:
     if args.lean_mitmproxy:
         lean_mitmproxy(int(args.lean_mitmproxy[0]), args.lean_mitmproxy[1])
         return
+    lookup.require_data()
     only = set(args.only.split(","))
     if unknown := only - {*PROXIES, "memory"}:
         raise SystemExit(f"--only: unknown {', '.join(sorted(unknown))}")

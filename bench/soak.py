@@ -594,6 +594,7 @@ def main() -> int:
             raise SystemExit(f"{tool} is needed: apt-get install {tool}")
     if not (mailbench.SBIN / "smtp-source").exists():
         raise SystemExit("smtp-source and smtp-sink are needed: apt-get install postfix")
+    proxybench.lookup.require_data()
     started = time.monotonic()
     tally = Tally()
     with tempfile.TemporaryDirectory(prefix="aupd-soak-") as tmp:
